@@ -1,0 +1,151 @@
+//! The balancer: a cheap-to-clone Tower service that picks an endpoint per call.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+
+use rand::{RngCore, SeedableRng, rngs::SmallRng};
+use tower::Service;
+
+use crate::builder::Builder;
+use crate::endpoint::load::now_ns;
+use crate::endpoint::{EndpointStatus, InFlight};
+use crate::error::BoxError;
+use crate::future::ResponseFuture;
+use crate::policy::{LoadMetric, pick_p2c};
+use crate::ready_set::{CallConfig, ReadySet, Shared};
+use crate::transport::{Channel, Http2Channel};
+
+/// A client-side load balancer for HTTP/2 and gRPC calls.
+///
+/// `Balancer` is a [`tower::Service`] over `http::Request`s: give it to a tonic generated
+/// client (`EchoClient::new(balancer)`) or wrap it in more Tower layers. Each call picks one
+/// ready endpoint with the configured [`Policy`](crate::Policy) and goes out on that
+/// endpoint's own HTTP/2 connection.
+///
+/// * **Clone is cheap** and every clone shares one endpoint set; clones pick independently, in
+///   the caller's task, with no lock, no channel and no task in between.
+/// * **`poll_ready` is always ready.** Waiting for an endpoint happens inside the call, bounded
+///   by the ready timeout (and the call's `grpc-timeout`), after which the call fails with
+///   `UNAVAILABLE` saying why — it never hangs.
+/// * A background control task follows discovery, keeps connections up and publishes the
+///   ready set; it stops when the last clone is dropped.
+///
+/// See [`Balancer::builder`] for an example.
+pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
+    shared: Arc<Shared<T>>,
+    rng: SmallRng,
+}
+
+impl Balancer {
+    /// Starts configuring a balancer.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tower_lb::Error> {
+    /// use std::time::Duration;
+    /// use tower_lb::{Balancer, discover};
+    ///
+    /// let endpoints = ["127.0.0.1:50051", "127.0.0.1:50052"]
+    ///     .iter()
+    ///     .map(|a| a.parse())
+    ///     .collect::<Result<Vec<discover::Endpoint>, _>>()?;
+    /// let balancer = Balancer::builder()
+    ///     .ready_timeout(Duration::from_millis(500))
+    ///     .build(discover::fixed(endpoints))?;
+    /// // let client = EchoClient::new(balancer);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl<T: Channel> Balancer<T> {
+    pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
+        Balancer {
+            shared,
+            rng: SmallRng::seed_from_u64(fresh_seed()),
+        }
+    }
+
+    /// A point-in-time view of every endpoint discovery knows of, in key order.
+    pub fn endpoints(&self) -> Vec<EndpointStatus> {
+        self.shared.statuses()
+    }
+
+    /// How many endpoints can take calls right now.
+    pub fn ready_len(&self) -> usize {
+        self.shared.set.load().ready.len()
+    }
+}
+
+impl<T: Channel> Clone for Balancer<T> {
+    fn clone(&self) -> Self {
+        Balancer::from_shared(self.shared.clone())
+    }
+}
+
+impl<T: Channel> fmt::Debug for Balancer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self.shared.set.load();
+        f.debug_struct("Balancer")
+            .field("ready", &set.ready.len())
+            .field("discovered", &set.all.len())
+            .field("policy", &self.shared.config.policy)
+            .finish()
+    }
+}
+
+impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
+    type Response = http::Response<crate::ResponseBody<T::ResponseBody>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<T>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    #[inline]
+    fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
+        let seed = self.rng.next_u64();
+        let picked = pick(&self.shared.set.load(), &self.shared.config, &mut self.rng);
+        match picked {
+            Some((mut channel, in_flight)) => {
+                let future = channel.send(request);
+                ResponseFuture::sending(future, in_flight, self.shared.clone(), seed)
+            }
+            None => ResponseFuture::waiting(self.shared.clone(), request, seed),
+        }
+    }
+}
+
+/// Picks an endpoint from the snapshot and counts the call on it.
+#[inline]
+pub(crate) fn pick<T: Channel>(
+    set: &ReadySet<T>,
+    config: &CallConfig,
+    rng: &mut impl RngCore,
+) -> Option<(T, InFlight)> {
+    let (now, decay_ns) = match &config.policy.load {
+        // `max(1)`: 0 means "latency not tracked".
+        LoadMetric::PeakEwma(c) => (now_ns().max(1), c.decay_ns()),
+        LoadMetric::InFlight => (0, 1.0),
+    };
+    let i = pick_p2c(&set.ready, &config.policy.load, now, rng)?;
+    let endpoint = &set.ready[i];
+    Some((
+        endpoint.channel.clone(),
+        InFlight::start(endpoint.state.clone(), now, decay_ns),
+    ))
+}
+
+/// A distinct RNG seed per clone without a system call: a global counter through SplitMix64.
+fn fresh_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut z = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed) ^ now_ns();
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,27 @@
+//! Discovery: the stream of changes that tells the balancer which endpoints exist.
+//!
+//! The contract is small on purpose: anything that implements
+//! `Stream<Item = Result<Change, E>>` can feed a balancer — a [static list](fixed), DNS, or a
+//! user's own watch on Kubernetes, etcd or Consul.
+//!
+//! * [`Change::Insert`] adds an endpoint, or updates the endpoint already under that key in
+//!   place: a new weight keeps the connection and its load history; a new address reconnects.
+//! * [`Change::Remove`] takes the endpoint out of the ready set at once; calls already in
+//!   flight on it finish, and its connection closes after the last of them.
+//! * An `Err` item is logged (`tracing` warning) and the stream is polled again: a resolver
+//!   that fails keeps the last good set. A stream that ends keeps the last set for good.
+
+mod endpoint;
+mod static_list;
+
+pub use endpoint::{Endpoint, Key};
+pub use static_list::{Fixed, fixed};
+
+/// One change to the set of endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Add the endpoint under this key, or update the endpoint that has it.
+    Insert(Key, Endpoint),
+    /// Remove the endpoint under this key (its in-flight calls drain first).
+    Remove(Key),
+}

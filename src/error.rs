@@ -1,0 +1,141 @@
+//! The one error type of the crate, and how it reaches a tonic client.
+//!
+//! The balancer's `Service::Error` is [`BoxError`]. Failures the balancer decides on itself
+//! (nothing ready, bad configuration, ...) are returned as a boxed [`tonic::Status`] whose
+//! [`source`](std::error::Error::source) is the typed [`Error`] below, so a tonic client shows
+//! `UNAVAILABLE` with a readable message, and code that wants the detail can downcast.
+//! Failures of the endpoint's own connection are passed through unchanged (tonic maps hyper's
+//! errors exactly as it does for its own `Channel`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A type-erased error, as Tower and tonic pass them around.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a call could not be given to any endpoint, or why an input was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No endpoint became ready before the wait deadline.
+    NoReadyEndpoint {
+        /// The request path (for gRPC, `/package.Service/Method`).
+        path: String,
+        /// How long the call waited for an endpoint.
+        waited: Duration,
+        /// What the endpoint set looked like when the call gave up.
+        why: Unready,
+    },
+    /// The connection refused the request before sending it, on every attempt.
+    NotSent {
+        /// The request path.
+        path: String,
+        /// How many endpoints were tried.
+        attempts: u32,
+    },
+    /// An endpoint specification was refused (bad address, zero weight, ...).
+    InvalidEndpoint(String),
+    /// A configuration value was refused.
+    InvalidConfig(String),
+}
+
+/// The state of the endpoint set when no endpoint could take a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unready {
+    /// Discovery has not produced a single endpoint (or removed them all).
+    NoEndpointsDiscovered,
+    /// Endpoints are known, but none has a live connection.
+    AllUnreachable {
+        /// Endpoints known to discovery.
+        discovered: usize,
+        /// Of those, how many are still trying their first connection or reconnecting.
+        connecting: usize,
+        /// The most recent connection error, if any.
+        last_error: Option<String>,
+    },
+    /// The balancer's background task has stopped (the runtime is shutting down).
+    Closed,
+}
+
+impl fmt::Display for Unready {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unready::NoEndpointsDiscovered => f.write_str("no endpoints discovered"),
+            Unready::AllUnreachable {
+                discovered,
+                connecting,
+                last_error,
+            } => {
+                write!(
+                    f,
+                    "all {discovered} endpoints unreachable or connecting ({connecting} connecting)"
+                )?;
+                if let Some(e) = last_error {
+                    write!(f, "; last connection error: {e}")?;
+                }
+                Ok(())
+            }
+            Unready::Closed => f.write_str("the balancer's background task has stopped"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoReadyEndpoint { path, waited, why } => write!(
+                f,
+                "tower-lb: no ready endpoint for {path} after waiting {waited:?}: {why}"
+            ),
+            Error::NotSent { path, attempts } => write!(
+                f,
+                "tower-lb: {path} was refused unsent by {attempts} endpoint connection(s)"
+            ),
+            Error::InvalidEndpoint(why) => write!(f, "tower-lb: invalid endpoint: {why}"),
+            Error::InvalidConfig(why) => write!(f, "tower-lb: invalid configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// The gRPC code this error stands for.
+    ///
+    /// ```
+    /// use tower_lb::{Error, Unready};
+    /// let e = Error::NoReadyEndpoint {
+    ///     path: "/echo.Echo/Unary".into(),
+    ///     waited: std::time::Duration::ZERO,
+    ///     why: Unready::NoEndpointsDiscovered,
+    /// };
+    /// assert_eq!(e.code(), tonic::Code::Unavailable);
+    /// ```
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            Error::NoReadyEndpoint { .. } | Error::NotSent { .. } => tonic::Code::Unavailable,
+            Error::InvalidEndpoint(_) | Error::InvalidConfig(_) => tonic::Code::InvalidArgument,
+        }
+    }
+
+    /// This error as a [`tonic::Status`] carrying the error as its source.
+    pub fn to_status(&self) -> tonic::Status {
+        let mut status = tonic::Status::new(self.code(), self.to_string());
+        status.set_source(Arc::new(self.clone()));
+        status
+    }
+
+    /// Boxes the error the way the balancer returns it: a `tonic::Status` with this error as
+    /// its source.
+    pub(crate) fn boxed(self) -> BoxError {
+        Box::new(self.to_status())
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        e.to_status()
+    }
+}

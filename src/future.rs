@@ -1,0 +1,202 @@
+//! The response future of one balanced call.
+//!
+//! The common case is one state: the endpoint's own call future, with the call's in-flight
+//! hold beside it; no allocation of ours. Two rare cases move to a boxed slow path: no endpoint
+//! was ready at dispatch (wait for the next snapshot, up to the ready timeout), or the
+//! connection handed the request back unsent (pick again, a bounded number of times).
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rand::{SeedableRng, rngs::SmallRng};
+use tokio::time::Instant;
+
+use crate::body::ResponseBody;
+use crate::endpoint::InFlight;
+use crate::error::{BoxError, Error};
+use crate::grpc_timeout::grpc_timeout;
+use crate::ready_set::Shared;
+use crate::transport::{Channel, SendError};
+
+/// What a balanced call resolves to.
+pub type CallResult<T> = Result<http::Response<ResponseBody<<T as Channel>::ResponseBody>>, BoxError>;
+
+type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Balancer::call`](crate::Balancer).
+    pub struct ResponseFuture<T: Channel> {
+        #[pin]
+        state: State<T>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<T: Channel> {
+        Sending {
+            #[pin]
+            future: T::Future,
+            in_flight: Option<InFlight>,
+            shared: Option<Arc<Shared<T>>>,
+            seed: u64,
+        },
+        Slow { future: SlowFuture<T> },
+    }
+}
+
+impl<T: Channel> ResponseFuture<T> {
+    #[inline]
+    pub(crate) fn sending(
+        future: T::Future,
+        in_flight: InFlight,
+        shared: Arc<Shared<T>>,
+        seed: u64,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Sending {
+                future,
+                in_flight: Some(in_flight),
+                shared: Some(shared),
+                seed,
+            },
+        }
+    }
+
+    /// No endpoint was ready at dispatch: wait for one.
+    pub(crate) fn waiting(
+        shared: Arc<Shared<T>>,
+        request: http::Request<T::RequestBody>,
+        seed: u64,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Slow {
+                future: Box::pin(slow_call(shared, request, 0, seed)),
+            },
+        }
+    }
+}
+
+impl<T: Channel> Future for ResponseFuture<T> {
+    type Output = CallResult<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Sending {
+                    future,
+                    in_flight,
+                    shared,
+                    seed,
+                } => {
+                    let result = ready!(future.poll(cx));
+                    let mut hold = in_flight.take();
+                    match result {
+                        Ok(response) => return Poll::Ready(Ok(wrap(response, hold))),
+                        Err(SendError::Failed(e)) => {
+                            if let Some(h) = hold.as_mut() {
+                                h.on_error();
+                            }
+                            return Poll::Ready(Err(e));
+                        }
+                        Err(SendError::Unsent { request, error }) => {
+                            drop(hold);
+                            tracing::debug!(%error, "request handed back unsent; picking again");
+                            let Some(shared) = shared.take() else {
+                                return Poll::Ready(Err(error));
+                            };
+                            let future = Box::pin(slow_call(shared, request, 1, *seed));
+                            state.set(State::Slow { future });
+                        }
+                    }
+                }
+                StateProj::Slow { future } => return future.as_mut().poll(cx),
+            }
+        }
+    }
+}
+
+#[inline]
+fn wrap<B>(response: http::Response<B>, hold: Option<InFlight>) -> http::Response<ResponseBody<B>> {
+    let (parts, body) = response.into_parts();
+    let body = match hold {
+        Some(mut hold) => {
+            hold.on_headers(parts.status, &parts.headers);
+            ResponseBody::new(body, Some(hold))
+        }
+        None => ResponseBody::new(body, None),
+    };
+    http::Response::from_parts(parts, body)
+}
+
+/// The slow path: wait for a ready endpoint until the ready timeout (or the call's own
+/// `grpc-timeout`, if shorter), and re-pick after a request comes back unsent.
+async fn slow_call<T: Channel>(
+    shared: Arc<Shared<T>>,
+    mut request: http::Request<T::RequestBody>,
+    mut unsent: u32,
+    seed: u64,
+) -> CallResult<T> {
+    let began = Instant::now();
+    let wait = match grpc_timeout(request.headers()) {
+        Some(t) => t.min(shared.config.ready_timeout),
+        None => shared.config.ready_timeout,
+    };
+    let deadline = began.checked_add(wait).unwrap_or_else(far_future);
+    let mut rng = SmallRng::seed_from_u64(seed);
+    loop {
+        let mut changed = pin!(shared.changed.notified());
+        changed.as_mut().enable();
+        let (picked, why) = {
+            let set = shared.set.load();
+            match crate::balancer::pick(&set, &shared.config, &mut rng) {
+                Some((channel, hold)) => (Some((channel, hold)), None),
+                None => (None, Some(set.why.clone())),
+            }
+        };
+        if let Some((mut channel, mut hold)) = picked {
+            match channel.send(request).await {
+                Ok(response) => return Ok(wrap(response, Some(hold))),
+                Err(SendError::Failed(e)) => {
+                    hold.on_error();
+                    return Err(e);
+                }
+                Err(SendError::Unsent { request: back, error }) => {
+                    drop(hold);
+                    unsent += 1;
+                    if unsent > shared.config.max_unsent_retries {
+                        tracing::debug!(%error, attempts = unsent, "request refused unsent on every attempt");
+                        return Err(Error::NotSent {
+                            path: back.uri().path().to_owned(),
+                            attempts: unsent,
+                        }
+                        .boxed());
+                    }
+                    request = back;
+                    continue;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let why = why.unwrap_or(crate::error::Unready::NoEndpointsDiscovered);
+            return Err(Error::NoReadyEndpoint {
+                path: request.uri().path().to_owned(),
+                waited: now.duration_since(began),
+                why,
+            }
+            .boxed());
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86400 * 365)
+}

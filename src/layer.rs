@@ -1,0 +1,61 @@
+//! The Tower `Layer` form of the balancer.
+
+use futures_core::Stream;
+use tower::Layer;
+
+use crate::balancer::Balancer;
+use crate::builder::Builder;
+use crate::discover::Change;
+use crate::error::BoxError;
+use crate::transport::Connector;
+
+/// Turns a [`Connector`] into a [`Balancer`] over a clone of the discovery stream.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_lb::Error> {
+/// use tower::ServiceBuilder;
+/// use tower_lb::{Balancer, discover, transport::Http2Connector};
+///
+/// let endpoints = vec!["127.0.0.1:50051".parse::<discover::Endpoint>()?];
+/// let balancer = ServiceBuilder::new()
+///     .layer(Balancer::builder().layer(discover::fixed(endpoints)))
+///     .service(Http2Connector::<tonic::body::Body>::new());
+/// # drop(balancer); Ok(()) }
+/// ```
+///
+/// Applied outside a tokio runtime, the balancer it makes fails every call with
+/// `UNAVAILABLE` (and logs an error) instead of panicking.
+#[derive(Debug, Clone)]
+pub struct BalanceLayer<D> {
+    builder: Builder,
+    discovery: D,
+}
+
+impl<D> BalanceLayer<D> {
+    pub(crate) fn new(builder: Builder, discovery: D) -> Self {
+        BalanceLayer { builder, discovery }
+    }
+}
+
+impl<C, D, E> Layer<C> for BalanceLayer<D>
+where
+    C: Connector,
+    D: Stream<Item = Result<Change, E>> + Clone + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    type Service = Balancer<C::Channel>;
+
+    fn layer(&self, connector: C) -> Self::Service {
+        match self
+            .builder
+            .clone()
+            .build_with(connector, self.discovery.clone())
+        {
+            Ok(balancer) => balancer,
+            Err(e) => {
+                tracing::error!(error = %e, "balancer layer applied outside a tokio runtime; every call will fail");
+                self.builder.closed::<C>()
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! # tower-lb
+//!
+//! Client-side load balancing for tonic and any HTTP/2 client: one Tower service that spreads
+//! a microservice's outgoing calls over many backends — no proxy, no service mesh.
+//!
+//! ```no_run
+//! # mod pb { pub struct EchoClient<T>(T); impl<T> EchoClient<T> { pub fn new(t: T) -> Self { Self(t) } } }
+//! # use pb::EchoClient;
+//! use tower_lb::{Balancer, discover};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoints = ["10.0.0.1:50051", "10.0.0.2:50051", "10.0.0.3:50051"]
+//!     .iter()
+//!     .map(|a| a.parse())
+//!     .collect::<Result<Vec<discover::Endpoint>, _>>()?;
+//! let balancer = Balancer::builder().build(discover::fixed(endpoints))?;
+//! let client = EchoClient::new(balancer); // any tonic generated client
+//! # Ok(()) }
+//! ```
+//!
+//! ## How it works
+//!
+//! **The request path** runs in the caller's task. [`Balancer::call`](tower::Service::call)
+//! loads an immutable snapshot of ready endpoints (an atomic pointer load), picks one with the
+//! [`Policy`] — power of two choices over PeakEWMA latency × in-flight load by default — and
+//! sends the request on that endpoint's own HTTP/2 connection. No lock, no channel hop, no
+//! worker task. The response body holds the call's load until it ends or is dropped.
+//!
+//! **The control path** is one background task per balancer: it reads the
+//! [discovery](discover) stream, keeps one HTTP/2 connection per endpoint (eager connect,
+//! reconnect with exponential backoff and jitter) and publishes a new snapshot whenever an
+//! endpoint joins, leaves, connects or loses its connection.
+//!
+//! **Failure is explicit.** With no ready endpoint a call waits up to the
+//! [ready timeout](Builder::ready_timeout) for one, then fails with `UNAVAILABLE` and a message
+//! that says why (nothing discovered, or all endpoints unreachable, with the last connection
+//! error). A request a connection hands back unsent is picked again onto another endpoint.
+//! An endpoint removed by discovery takes no new calls; its in-flight calls finish.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod balancer;
+mod body;
+mod builder;
+pub mod discover;
+mod endpoint;
+mod error;
+mod future;
+mod grpc_timeout;
+mod layer;
+mod policy;
+mod ready_set;
+mod registry;
+pub mod transport;
+
+pub use balancer::Balancer;
+pub use body::ResponseBody;
+pub use builder::Builder;
+pub use endpoint::load::PeakEwma;
+pub use endpoint::{Backoff, ConnectionState, EndpointStatus};
+pub use error::{BoxError, Error, Unready};
+pub use future::{CallResult, ResponseFuture};
+pub use layer::BalanceLayer;
+pub use policy::Policy;

@@ -1,0 +1,62 @@
+//! Power of two choices over a ready-set snapshot.
+
+use rand::RngCore;
+
+use super::LoadMetric;
+use crate::ready_set::ReadyEndpoint;
+use crate::transport::Channel;
+
+/// A uniform index below `n` (Lemire's multiply-shift; bias below 2^-32 for any real `n`).
+#[inline]
+fn index(rng: &mut impl RngCore, n: usize) -> usize {
+    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
+}
+
+/// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
+/// connection has just closed is passed over. `None` only when no endpoint is ready.
+/// `now` is `now_ns()`, read by the caller (only PeakEWMA uses it).
+#[inline]
+pub(crate) fn pick<T: Channel>(
+    endpoints: &[ReadyEndpoint<T>],
+    metric: &LoadMetric,
+    now: u64,
+    rng: &mut impl RngCore,
+) -> Option<usize> {
+    let n = endpoints.len();
+    match n {
+        0 => return None,
+        1 => return endpoints[0].channel.is_ready().then_some(0),
+        _ => {}
+    }
+    let a = index(rng, n);
+    let mut b = index(rng, n - 1);
+    if b >= a {
+        b += 1;
+    }
+    let (ea, eb) = (&endpoints[a], &endpoints[b]);
+    let a_first = match metric {
+        LoadMetric::InFlight => {
+            // Compare in-flight / weight without division: ia * wb <= ib * wa.
+            u64::from(ea.state.load.in_flight()) * u64::from(eb.weight)
+                <= u64::from(eb.state.load.in_flight()) * u64::from(ea.weight)
+        }
+        LoadMetric::PeakEwma(config) => {
+            let decay = config.decay_ns();
+            ea.state.load.peak_ewma_cost(now, decay) * f64::from(eb.weight)
+                <= eb.state.load.peak_ewma_cost(now, decay) * f64::from(ea.weight)
+        }
+    };
+    let (first, second) = if a_first { (a, b) } else { (b, a) };
+    if endpoints[first].channel.is_ready() {
+        return Some(first);
+    }
+    if endpoints[second].channel.is_ready() {
+        return Some(second);
+    }
+    // Both candidates lost their connection since this snapshot was published (the control
+    // task is about to publish a new one). Take any ready endpoint rather than fail.
+    let start = index(rng, n);
+    (0..n)
+        .map(|i| (start + i) % n)
+        .find(|&i| endpoints[i].channel.is_ready())
+}

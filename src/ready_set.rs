@@ -1,0 +1,88 @@
+//! The ready set: the immutable snapshot every call picks from, and the state the balancer's
+//! clones share with the control task.
+//!
+//! The control task builds a new [`ReadySet`] on every change and swaps it in atomically
+//! (`arc-swap`); callers load it without a lock and without touching a reference count on the
+//! fast path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Notify, oneshot};
+
+use crate::endpoint::{EndpointState, EndpointStatus};
+use crate::error::Unready;
+use crate::policy::Policy;
+
+/// One endpoint that can take calls now.
+pub(crate) struct ReadyEndpoint<T> {
+    pub(crate) channel: T,
+    pub(crate) state: Arc<EndpointState>,
+    pub(crate) weight: u32,
+}
+
+/// A snapshot of the endpoint set.
+pub(crate) struct ReadySet<T> {
+    /// Endpoints with a live connection, in key order.
+    pub(crate) ready: Box<[ReadyEndpoint<T>]>,
+    /// Every endpoint discovery knows of, with its weight, in key order.
+    pub(crate) all: Box<[(Arc<EndpointState>, u32)]>,
+    /// Why nothing is ready, for the error of a call that finds `ready` empty.
+    pub(crate) why: Unready,
+}
+
+impl<T> ReadySet<T> {
+    pub(crate) fn empty(why: Unready) -> Self {
+        ReadySet {
+            ready: Box::new([]),
+            all: Box::new([]),
+            why,
+        }
+    }
+}
+
+/// Settings the request path reads.
+#[derive(Debug, Clone)]
+pub(crate) struct CallConfig {
+    pub(crate) policy: Policy,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) max_unsent_retries: u32,
+}
+
+/// What all clones of one balancer share.
+pub(crate) struct Shared<T> {
+    pub(crate) set: ArcSwap<ReadySet<T>>,
+    /// Woken on every new snapshot, for calls waiting for a ready endpoint.
+    pub(crate) changed: Notify,
+    pub(crate) config: CallConfig,
+    /// Dropped with the last clone (and the last call in flight): tells the control task to stop.
+    _stop: oneshot::Sender<()>,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(config: CallConfig, stop: oneshot::Sender<()>, why: Unready) -> Self {
+        Shared {
+            set: ArcSwap::from_pointee(ReadySet::empty(why)),
+            changed: Notify::new(),
+            config,
+            _stop: stop,
+        }
+    }
+
+    /// Swaps in a new snapshot and wakes the calls waiting for one.
+    pub(crate) fn publish(&self, set: ReadySet<T>) {
+        self.set.store(Arc::new(set));
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn statuses(&self) -> Vec<EndpointStatus> {
+        let decay = self.config.policy.peak_ewma().decay_ns();
+        self.set
+            .load()
+            .all
+            .iter()
+            .map(|(state, weight)| EndpointStatus::read(state, *weight, decay))
+            .collect()
+    }
+}

@@ -1,0 +1,187 @@
+//! In-process endpoints: any cloneable Tower service stands in for a connection.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use tower::Service;
+
+use super::{Channel, ConnectFuture, Connection, Connector, SendError};
+use crate::discover::Endpoint;
+use crate::error::BoxError;
+
+/// Makes one in-process service per endpoint with a closure. The "connection" is up at once
+/// and never closes. For tests and for benchmarks that measure the balancer alone.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower_lb::transport::ServiceConnector;
+/// let connector = ServiceConnector::new(|_endpoint| {
+///     tower::service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, Infallible>(http::Response::new(String::from("hi")))
+///     })
+/// });
+/// ```
+pub struct ServiceConnector<F, B> {
+    make: Arc<F>,
+    _body: PhantomData<fn(B)>,
+}
+
+impl<F, B> ServiceConnector<F, B> {
+    /// A connector that calls `make` once per connection.
+    pub fn new(make: F) -> Self {
+        ServiceConnector {
+            make: Arc::new(make),
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<F, S, B> Connector for ServiceConnector<F, B>
+where
+    F: Fn(&Endpoint) -> S + Send + Sync + 'static,
+    S: Service<http::Request<B>> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Channel = ServiceChannel<S, B>;
+
+    fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<Self::Channel> {
+        let channel = ServiceChannel::new((self.make)(endpoint));
+        Box::pin(async move {
+            Ok(Connection {
+                channel,
+                closed: Box::pin(std::future::pending()),
+            })
+        })
+    }
+}
+
+/// Helper bound: the response of an in-process service.
+pub trait IntoResponse: Send + 'static {
+    /// The response body.
+    type Body: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+    /// The response as `http::Response`.
+    fn into_response(self) -> http::Response<Self::Body>;
+}
+
+impl<RB> IntoResponse for http::Response<RB>
+where
+    RB: http_body::Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Body = RB;
+    fn into_response(self) -> http::Response<RB> {
+        self
+    }
+}
+
+/// A cloneable Tower service used as a channel: always ready; each call clones the service,
+/// waits for its `poll_ready` and calls it.
+pub struct ServiceChannel<S, B> {
+    service: S,
+    _body: PhantomData<fn(B)>,
+}
+
+impl<S, B> ServiceChannel<S, B> {
+    /// Wraps a service.
+    pub fn new(service: S) -> Self {
+        ServiceChannel {
+            service,
+            _body: PhantomData,
+        }
+    }
+}
+
+impl<S: Clone, B> Clone for ServiceChannel<S, B> {
+    fn clone(&self) -> Self {
+        ServiceChannel::new(self.service.clone())
+    }
+}
+
+impl<S, B> Channel for ServiceChannel<S, B>
+where
+    S: Service<http::Request<B>> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type RequestBody = B;
+    type ResponseBody = <S::Response as IntoResponse>::Body;
+    type Future = ServiceFuture<S, B>;
+
+    #[inline]
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn send(&mut self, request: http::Request<B>) -> Self::Future {
+        ServiceFuture {
+            state: State::Ready {
+                service: self.service.clone(),
+                request: Some(request),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of one call on a [`ServiceChannel`].
+    pub struct ServiceFuture<S: Service<http::Request<B>>, B> {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<S: Service<http::Request<B>>, B> {
+        Ready { service: S, request: Option<http::Request<B>> },
+        Called { #[pin] future: S::Future },
+    }
+}
+
+impl<S, B> Future for ServiceFuture<S, B>
+where
+    S: Service<http::Request<B>>,
+    S::Response: IntoResponse,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<http::Response<<S::Response as IntoResponse>::Body>, SendError<B>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProj::Ready { service, request } => {
+                    if let Err(e) = ready!(service.poll_ready(cx)) {
+                        return Poll::Ready(Err(match request.take() {
+                            Some(request) => SendError::Unsent {
+                                request,
+                                error: e.into(),
+                            },
+                            None => SendError::Failed(e.into()),
+                        }));
+                    }
+                    let Some(request) = request.take() else {
+                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                    };
+                    let future = service.call(request);
+                    state.set(State::Called { future });
+                }
+                StateProj::Called { future } => {
+                    return Poll::Ready(match ready!(future.poll(cx)) {
+                        Ok(response) => Ok(response.into_response()),
+                        Err(e) => Err(SendError::Failed(e.into())),
+                    });
+                }
+            }
+        }
+    }
+}
