@@ -21,7 +21,8 @@ use crate::ready_set::Shared;
 use crate::transport::{Channel, SendError};
 
 /// What a balanced call resolves to.
-pub type CallResult<T> = Result<http::Response<ResponseBody<<T as Channel>::ResponseBody>>, BoxError>;
+pub type CallResult<T> =
+    Result<http::Response<ResponseBody<<T as Channel>::ResponseBody>>, BoxError>;
 
 type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
 
@@ -164,7 +165,10 @@ async fn slow_call<T: Channel>(
                     hold.on_error();
                     return Err(e);
                 }
-                Err(SendError::Unsent { request: back, error }) => {
+                Err(SendError::Unsent {
+                    request: back,
+                    error,
+                }) => {
                     drop(hold);
                     unsent += 1;
                     if unsent > shared.config.max_unsent_retries {

@@ -51,7 +51,11 @@ pub(crate) struct Registry<C: Connector> {
 }
 
 impl<C: Connector> Registry<C> {
-    pub(crate) fn new(connector: C, backoff: Backoff, initial_rtt: std::time::Duration) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
+    pub(crate) fn new(
+        connector: C,
+        backoff: Backoff,
+        initial_rtt: std::time::Duration,
+    ) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let registry = Registry {
             connector: Arc::new(connector),
@@ -91,15 +95,22 @@ impl<C: Connector> Registry<C> {
                 dirty |= self.on_event(event);
             }
             while discovering {
-                let Some(change) = discovery.next().now_or_never() else { break };
+                let Some(change) = discovery.next().now_or_never() else {
+                    break;
+                };
                 dirty |= self.on_discovery(change, &mut discovering);
             }
             if dirty {
-                let Some(shared) = shared.upgrade() else { break };
+                let Some(shared) = shared.upgrade() else {
+                    break;
+                };
                 shared.publish(self.snapshot());
             }
         }
-        tracing::debug!(endpoints = self.entries.len(), "balancer dropped; control task stops");
+        tracing::debug!(
+            endpoints = self.entries.len(),
+            "balancer dropped; control task stops"
+        );
     }
 
     fn on_discovery<E: Into<BoxError>>(
@@ -142,7 +153,11 @@ impl<C: Connector> Registry<C> {
         }
         self.next_generation += 1;
         let generation = self.next_generation;
-        let state = Arc::new(EndpointState::new(key.clone(), endpoint.addr(), self.initial_rtt));
+        let state = Arc::new(EndpointState::new(
+            key.clone(),
+            endpoint.addr(),
+            self.initial_rtt,
+        ));
         let task = spawn_connection(
             self.connector.clone(),
             key.clone(),
@@ -182,7 +197,11 @@ impl<C: Connector> Registry<C> {
 
     fn on_event(&mut self, event: Event<C::Channel>) -> bool {
         match event {
-            Event::Up { key, generation, channel } => match self.entries.get_mut(&key) {
+            Event::Up {
+                key,
+                generation,
+                channel,
+            } => match self.entries.get_mut(&key) {
                 Some(entry) if entry.generation == generation => {
                     entry.channel = Some(channel);
                     entry.last_error = None;
@@ -190,14 +209,21 @@ impl<C: Connector> Registry<C> {
                 }
                 _ => false,
             },
-            Event::Down { key, generation, error } => match self.entries.get_mut(&key) {
+            Event::Down {
+                key,
+                generation,
+                error,
+            } => match self.entries.get_mut(&key) {
                 Some(entry) if entry.generation == generation => {
                     let was_ready = entry.channel.take().is_some();
+                    let first_failure = entry.last_error.is_none();
                     if let Some(e) = &error {
                         self.last_error = Some(format!("{}: {e}", entry.endpoint.addr()));
                     }
                     entry.last_error = error;
-                    was_ready
+                    // A first failure changes what a failing call reports; repeated failures
+                    // of an endpoint already down do not need a new snapshot.
+                    was_ready || first_failure
                 }
                 _ => false,
             },

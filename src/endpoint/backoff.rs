@@ -56,7 +56,11 @@ impl Backoff {
 
     /// The jitter fraction, clamped to 0 ..= 1.
     pub fn jitter(mut self, j: f64) -> Self {
-        self.jitter = if j.is_finite() { j.clamp(0.0, 1.0) } else { 0.0 };
+        self.jitter = if j.is_finite() {
+            j.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self
     }
 
@@ -67,7 +71,9 @@ impl Backoff {
 
     /// The nominal delay (before jitter) after `failures` consecutive failed attempts.
     pub(crate) fn nominal(&self, failures: u32) -> Duration {
-        let factor = self.multiplier.powi(failures.saturating_sub(1).min(64) as i32);
+        let factor = self
+            .multiplier
+            .powi(failures.saturating_sub(1).min(64) as i32);
         let secs = (self.initial.as_secs_f64() * factor).min(self.max.as_secs_f64());
         secs_to_duration(secs)
     }

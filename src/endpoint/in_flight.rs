@@ -86,7 +86,5 @@ impl Drop for InFlight {
 /// `Some(true)` for `grpc-status: 0`, `Some(false)` for any other status, `None` if absent.
 #[inline]
 fn grpc_ok(headers: &HeaderMap) -> Option<bool> {
-    headers
-        .get("grpc-status")
-        .map(|v| v.as_bytes() == b"0")
+    headers.get("grpc-status").map(|v| v.as_bytes() == b"0")
 }

@@ -42,7 +42,10 @@ pub struct Http2Connector<B = tonic::body::Body> {
 
 impl<B> Clone for Http2Connector<B> {
     fn clone(&self) -> Self {
-        Http2Connector { _body: PhantomData, ..*self }
+        Http2Connector {
+            _body: PhantomData,
+            ..*self
+        }
     }
 }
 

@@ -19,7 +19,8 @@ use crate::error::BoxError;
 /// ```
 /// use std::convert::Infallible;
 /// use tower_lb::transport::ServiceConnector;
-/// let connector = ServiceConnector::new(|_endpoint| {
+/// // In-process services taking `http::Request<String>` stand in for connections.
+/// let connector: ServiceConnector<_, String> = ServiceConnector::new(|_endpoint| {
 ///     tower::service_fn(|_req: http::Request<String>| async {
 ///         Ok::<_, Infallible>(http::Response::new(String::from("hi")))
 ///     })
@@ -32,7 +33,10 @@ pub struct ServiceConnector<F, B> {
 
 impl<F, B> ServiceConnector<F, B> {
     /// A connector that calls `make` once per connection.
-    pub fn new(make: F) -> Self {
+    pub fn new<S>(make: F) -> Self
+    where
+        F: Fn(&Endpoint) -> S,
+    {
         ServiceConnector {
             make: Arc::new(make),
             _body: PhantomData,
@@ -170,7 +174,9 @@ where
                         }));
                     }
                     let Some(request) = request.take() else {
-                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                        return Poll::Ready(Err(SendError::Failed(
+                            "polled after completion".into(),
+                        )));
                     };
                     let future = service.call(request);
                     state.set(State::Called { future });

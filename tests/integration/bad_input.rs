@@ -1,0 +1,96 @@
+//! Bad input gets a clear error or a logged warning, never a panic, and the set stays
+//! consistent.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tower_lb::discover::{Change, Endpoint, Key, fixed};
+use tower_lb::{Balancer, Error};
+
+use crate::common::*;
+
+#[test]
+fn invalid_endpoints_are_refused_with_a_reason() {
+    for bad in [
+        "",
+        "localhost:80",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "0.0.0.0:80",
+        "[::]:80",
+        "300.1.1.1:80",
+        "127.0.0.1:99999",
+    ] {
+        let err = bad.parse::<Endpoint>().unwrap_err();
+        assert!(matches!(err, Error::InvalidEndpoint(_)), "{bad:?}: {err}");
+        assert!(err.to_string().contains("invalid endpoint"), "{err}");
+    }
+    let e: Endpoint = "127.0.0.1:1".parse().unwrap();
+    let err = e.clone().with_weight(0).unwrap_err();
+    assert!(err.to_string().contains("weight 0"), "{err}");
+    assert_eq!(e.with_weight(u32::MAX).unwrap().weight(), u32::MAX);
+}
+
+#[test]
+fn building_outside_a_runtime_is_an_error_not_a_panic() {
+    let err = Balancer::builder().build(fixed([])).unwrap_err();
+    assert!(err.to_string().contains("tokio runtime"), "{err}");
+}
+
+#[tokio::test]
+async fn duplicates_unknown_removals_errors_and_an_ended_stream_keep_a_consistent_set() {
+    let servers = servers(2, "bad");
+    let a = endpoint(&servers[0]);
+    let heavy = endpoint(&servers[1]).with_weight(5).unwrap();
+    let changes: Vec<Result<Change, std::io::Error>> = vec![
+        Ok(Change::Insert(Key::from("a"), a.clone())),
+        Ok(Change::Insert(Key::from("a"), a.clone())), // duplicate: no-op
+        Ok(Change::Remove(Key::from("nobody"))),       // unknown: warning
+        Err(std::io::Error::other("resolver hiccup")), // logged, set kept
+        Ok(Change::Insert(Key::from("b"), heavy)),
+        Ok(Change::Insert(
+            Key::from("b"),
+            endpoint(&servers[1]).with_weight(2).unwrap(),
+        )), // weight update in place
+    ];
+    // The stream then ends: the set stays.
+    let balancer = builder()
+        .build(futures::stream::iter(changes).boxed())
+        .unwrap();
+    wait_ready(&balancer, 2).await;
+    let endpoints = balancer.endpoints();
+    assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+    assert_eq!(endpoints[0].key, Key::from("a"));
+    assert_eq!(endpoints[1].weight, 2);
+    let mut client = Client::new(balancer);
+    for _ in 0..10 {
+        echo(&mut client).await.expect("calls work after bad input");
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_moving_to_another_address_reconnects() {
+    let servers = servers(2, "move");
+    let (tx, discovery) = channel_discovery();
+    let balancer = builder()
+        .ready_timeout(Duration::from_secs(5))
+        .build(discovery)
+        .unwrap();
+    tx.send(Change::Insert(Key::from("svc"), endpoint(&servers[0])))
+        .unwrap();
+    wait_ready(&balancer, 1).await;
+    let mut client = Client::new(balancer.clone());
+    assert_eq!(echo(&mut client).await.unwrap(), "move-0");
+    tx.send(Change::Insert(Key::from("svc"), endpoint(&servers[1])))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = balancer.endpoints();
+        if status[0].addr == servers[1].addr() && balancer.ready_len() == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(echo(&mut client).await.unwrap(), "move-1");
+}

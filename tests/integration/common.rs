@@ -1,0 +1,75 @@
+//! Helpers shared by the integration tests.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tower_lb::discover::{Change, Endpoint, Key};
+use tower_lb::{Backoff, Balancer};
+use tower_lb_testkit::TestServer;
+use tower_lb_testkit::pb::EchoRequest;
+use tower_lb_testkit::pb::echo_client::EchoClient;
+
+pub type Client = EchoClient<Balancer>;
+
+pub fn endpoint(server: &TestServer) -> Endpoint {
+    Endpoint::new(server.addr()).expect("test server address is valid")
+}
+
+pub fn key(server: &TestServer) -> Key {
+    Key::from(server.addr())
+}
+
+pub fn servers(n: usize, prefix: &str) -> Vec<TestServer> {
+    (0..n)
+        .map(|i| TestServer::start(&format!("{prefix}-{i}")).expect("start test server"))
+        .collect()
+}
+
+/// A builder with test-friendly reconnects (fast, capped low).
+pub fn builder() -> tower_lb::Builder {
+    Balancer::builder().backoff(
+        Backoff::default()
+            .initial(Duration::from_millis(20))
+            .max(Duration::from_millis(200)),
+    )
+}
+
+/// A discovery stream the test controls.
+pub fn channel_discovery() -> (
+    mpsc::UnboundedSender<Change>,
+    impl Stream<Item = Result<Change, Infallible>> + Send + 'static,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stream =
+        futures::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|c| (Ok(c), rx)) },
+        );
+    (tx, stream)
+}
+
+/// Waits (bounded) until the balancer has `n` ready endpoints.
+pub async fn wait_ready(balancer: &Balancer, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while balancer.ready_len() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "balancer never reached {n} ready endpoints: {:?}",
+            balancer.endpoints()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// One unary call; returns the name of the server that answered.
+pub async fn echo(client: &mut Client) -> Result<String, tonic::Status> {
+    let reply = client
+        .unary(EchoRequest {
+            message: "hi".into(),
+            stream_count: 0,
+        })
+        .await?;
+    Ok(reply.into_inner().server)
+}

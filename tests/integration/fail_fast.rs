@@ -1,0 +1,133 @@
+//! With no ready endpoint, a call fails with UNAVAILABLE after the configured wait, saying
+//! why; a call that is waiting when an endpoint arrives succeeds.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tower_lb::discover::{Change, fixed};
+use tower_lb::{Error, Unready};
+use tower_lb_testkit::TestServer;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn empty_set_fails_with_unavailable_after_the_wait() {
+    let balancer = builder()
+        .ready_timeout(Duration::from_millis(100))
+        .build(fixed([]))
+        .unwrap();
+    let status = echo(&mut Client::new(balancer)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("no endpoints discovered")
+            && status.message().contains("/echo.Echo/Unary"),
+        "{}",
+        status.message()
+    );
+    // The typed error travels as the status' source.
+    let source = std::error::Error::source(&status).expect("source");
+    let typed = source.downcast_ref::<Error>().expect("tower_lb::Error");
+    assert!(matches!(
+        typed,
+        Error::NoReadyEndpoint {
+            why: Unready::NoEndpointsDiscovered,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn zero_wait_fails_at_once() {
+    let balancer = builder()
+        .ready_timeout(Duration::ZERO)
+        .build(fixed([]))
+        .unwrap();
+    let status = echo(&mut Client::new(balancer)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn all_endpoints_removed_fails_with_unavailable() {
+    let server = TestServer::start("removed").unwrap();
+    let (tx, discovery) = channel_discovery();
+    let balancer = builder()
+        .ready_timeout(Duration::from_millis(100))
+        .build(discovery)
+        .unwrap();
+    tx.send(Change::Insert(key(&server), endpoint(&server)))
+        .unwrap();
+    wait_ready(&balancer, 1).await;
+    let mut client = Client::new(balancer.clone());
+    assert_eq!(echo(&mut client).await.unwrap(), "removed");
+
+    tx.send(Change::Remove(key(&server))).unwrap();
+    wait_ready(&balancer, 0).await;
+    let status = echo(&mut client).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("no endpoints discovered"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn unreachable_endpoints_are_named_in_the_error() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let balancer = builder()
+        .ready_timeout(Duration::from_millis(300))
+        .build(fixed([tower_lb::discover::Endpoint::new(addr).unwrap()]))
+        .unwrap();
+    let status = echo(&mut Client::new(balancer)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status
+            .message()
+            .contains("all 1 endpoints unreachable or connecting"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains(&addr.to_string()),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn grpc_timeout_shortens_the_wait() {
+    let balancer = builder()
+        .ready_timeout(Duration::from_secs(3600))
+        .build(fixed([]))
+        .unwrap();
+    let mut client = Client::new(balancer);
+    let mut request = tonic::Request::new(tower_lb_testkit::pb::EchoRequest::default());
+    request.set_timeout(Duration::from_millis(50));
+    // Bounded by the test runner, not by the 1 h ready timeout.
+    let status = tokio::time::timeout(Duration::from_secs(30), client.unary(request))
+        .await
+        .expect("the call's own deadline bounds the wait")
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+}
+
+#[tokio::test]
+async fn a_waiting_call_succeeds_when_an_endpoint_arrives() {
+    let server = TestServer::start("late").unwrap();
+    let (tx, discovery) = channel_discovery();
+    let balancer = builder()
+        .ready_timeout(Duration::from_secs(20))
+        .build(discovery)
+        .unwrap();
+    let mut client = Client::new(balancer.clone());
+    let call = tokio::spawn(async move { echo(&mut client).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!call.is_finished(), "the call waits for an endpoint");
+    tx.send(Change::Insert(key(&server), endpoint(&server)))
+        .unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), "late");
+}
