@@ -10,7 +10,7 @@ use tower::Service;
 
 use crate::builder::Builder;
 use crate::endpoint::load::now_ns;
-use crate::endpoint::{EndpointStatus, InFlight};
+use crate::endpoint::{EndpointState, EndpointStatus, InFlight};
 use crate::error::BoxError;
 use crate::future::ResponseFuture;
 use crate::policy::{LoadMetric, pick_p2c};
@@ -110,7 +110,12 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
     #[inline]
     fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
         let seed = self.rng.next_u64();
-        let picked = pick(&self.shared.set.load(), &self.shared.config, &mut self.rng);
+        let picked = pick(
+            &self.shared.set.load(),
+            &self.shared.config,
+            None,
+            &mut self.rng,
+        );
         match picked {
             Some((mut channel, in_flight)) => {
                 let future = channel.send(request);
@@ -126,6 +131,7 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
 pub(crate) fn pick<T: Channel>(
     set: &ReadySet<T>,
     config: &CallConfig,
+    avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
 ) -> Option<(T, InFlight)> {
     let (now, decay_ns) = match &config.policy.load {
@@ -133,7 +139,7 @@ pub(crate) fn pick<T: Channel>(
         LoadMetric::PeakEwma(c) => (now_ns().max(1), c.decay_ns()),
         LoadMetric::InFlight => (0, 1.0),
     };
-    let i = pick_p2c(&set.ready, &config.policy.load, now, rng)?;
+    let i = pick_p2c(&set.ready, &config.policy.load, now, avoid, rng)?;
     let endpoint = &set.ready[i];
     Some((
         endpoint.channel.clone(),

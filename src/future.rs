@@ -14,7 +14,7 @@ use rand::{SeedableRng, rngs::SmallRng};
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
-use crate::endpoint::InFlight;
+use crate::endpoint::{EndpointState, InFlight};
 use crate::error::{BoxError, Error};
 use crate::grpc_timeout::grpc_timeout;
 use crate::ready_set::Shared;
@@ -74,7 +74,7 @@ impl<T: Channel> ResponseFuture<T> {
     ) -> Self {
         ResponseFuture {
             state: State::Slow {
-                future: Box::pin(slow_call(shared, request, 0, seed)),
+                future: Box::pin(slow_call(shared, request, 0, None, seed)),
             },
         }
     }
@@ -104,12 +104,13 @@ impl<T: Channel> Future for ResponseFuture<T> {
                             return Poll::Ready(Err(e));
                         }
                         Err(SendError::Unsent { request, error }) => {
-                            drop(hold);
+                            // Not an outcome of the endpoint: the call never left.
+                            let avoid = hold.take().map(|h| h.endpoint().clone());
                             tracing::debug!(%error, "request handed back unsent; picking again");
                             let Some(shared) = shared.take() else {
                                 return Poll::Ready(Err(error));
                             };
-                            let future = Box::pin(slow_call(shared, request, 1, *seed));
+                            let future = Box::pin(slow_call(shared, request, 1, avoid, *seed));
                             state.set(State::Slow { future });
                         }
                     }
@@ -139,6 +140,7 @@ async fn slow_call<T: Channel>(
     shared: Arc<Shared<T>>,
     mut request: http::Request<T::RequestBody>,
     mut unsent: u32,
+    mut avoid: Option<Arc<EndpointState>>,
     seed: u64,
 ) -> CallResult<T> {
     let began = Instant::now();
@@ -153,7 +155,7 @@ async fn slow_call<T: Channel>(
         changed.as_mut().enable();
         let (picked, why) = {
             let set = shared.set.load();
-            match crate::balancer::pick(&set, &shared.config, &mut rng) {
+            match crate::balancer::pick(&set, &shared.config, avoid.as_deref(), &mut rng) {
                 Some((channel, hold)) => (Some((channel, hold)), None),
                 None => (None, Some(set.why.clone())),
             }
@@ -169,6 +171,7 @@ async fn slow_call<T: Channel>(
                     request: back,
                     error,
                 }) => {
+                    avoid = Some(hold.endpoint().clone());
                     drop(hold);
                     unsent += 1;
                     if unsent > shared.config.max_unsent_retries {

@@ -34,6 +34,11 @@ impl InFlight {
         }
     }
 
+    /// The endpoint this call is on.
+    pub(crate) fn endpoint(&self) -> &Arc<EndpointState> {
+        &self.state
+    }
+
     /// The response headers arrived: one latency sample; a trailers-only gRPC response already
     /// carries its status here.
     #[inline]

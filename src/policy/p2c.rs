@@ -3,6 +3,7 @@
 use rand::RngCore;
 
 use super::LoadMetric;
+use crate::endpoint::EndpointState;
 use crate::ready_set::ReadyEndpoint;
 use crate::transport::Channel;
 
@@ -14,12 +15,14 @@ fn index(rng: &mut impl RngCore, n: usize) -> usize {
 
 /// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
 /// connection has just closed is passed over. `None` only when no endpoint is ready.
-/// `now` is `now_ns()`, read by the caller (only PeakEWMA uses it).
+/// `now` is `now_ns()`, read by the caller (only PeakEWMA uses it). `avoid` is an endpoint that
+/// just handed a request back unsent: it is passed over unless nothing else is ready.
 #[inline]
 pub(crate) fn pick<T: Channel>(
     endpoints: &[ReadyEndpoint<T>],
     metric: &LoadMetric,
     now: u64,
+    avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
 ) -> Option<usize> {
     let n = endpoints.len();
@@ -47,16 +50,20 @@ pub(crate) fn pick<T: Channel>(
         }
     };
     let (first, second) = if a_first { (a, b) } else { (b, a) };
-    if endpoints[first].channel.is_ready() {
+    let usable = |i: usize| {
+        endpoints[i].channel.is_ready()
+            && !avoid.is_some_and(|x| std::ptr::eq(x, &*endpoints[i].state))
+    };
+    if usable(first) {
         return Some(first);
     }
-    if endpoints[second].channel.is_ready() {
+    if usable(second) {
         return Some(second);
     }
-    // Both candidates lost their connection since this snapshot was published (the control
-    // task is about to publish a new one). Take any ready endpoint rather than fail.
+    // Both candidates are out (a connection closed since this snapshot was published, or the
+    // endpoint to avoid). Take any usable endpoint rather than fail, the avoided one last.
     let start = index(rng, n);
-    (0..n)
-        .map(|i| (start + i) % n)
-        .find(|&i| endpoints[i].channel.is_ready())
+    let mut ring = (0..n).map(|i| (start + i) % n);
+    ring.find(|&i| usable(i))
+        .or_else(|| (0..n).find(|&i| endpoints[i].channel.is_ready()))
 }

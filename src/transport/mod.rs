@@ -38,6 +38,9 @@ pub trait Channel: Clone + Send + Sync + 'static {
 }
 
 /// Why a channel did not return a response.
+// The request travels by value, as in hyper's `TrySendError`: boxing it would cost an
+// allocation exactly when a connection is failing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SendError<B> {
     /// The request never left the client: it is handed back, so it can go to another endpoint.

@@ -10,3 +10,4 @@ mod drain;
 mod fail_fast;
 mod failover;
 mod shutdown;
+mod unsent;
