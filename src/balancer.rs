@@ -34,7 +34,9 @@ use crate::transport::{Channel, Http2Channel};
 ///
 /// See [`Balancer::builder`] for an example.
 pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
-    shared: Arc<Shared<T>>,
+    /// A handle of this clone's own: calls in flight hold a reference to it, so clones
+    /// running on different cores never bump the same reference count.
+    shared: Arc<Arc<Shared<T>>>,
     rng: SmallRng,
 }
 
@@ -64,7 +66,7 @@ impl Balancer {
 impl<T: Channel> Balancer<T> {
     pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
         Balancer {
-            shared,
+            shared: Arc::new(shared),
             rng: SmallRng::seed_from_u64(fresh_seed()),
         }
     }
@@ -82,7 +84,7 @@ impl<T: Channel> Balancer<T> {
 
 impl<T: Channel> Clone for Balancer<T> {
     fn clone(&self) -> Self {
-        Balancer::from_shared(self.shared.clone())
+        Balancer::from_shared(Arc::clone(&*self.shared))
     }
 }
 
@@ -121,7 +123,7 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
                 let future = channel.send(request);
                 ResponseFuture::sending(future, in_flight, self.shared.clone(), seed)
             }
-            None => ResponseFuture::waiting(self.shared.clone(), request, seed),
+            None => ResponseFuture::waiting(Arc::clone(&*self.shared), request, seed),
         }
     }
 }

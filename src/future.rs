@@ -41,7 +41,7 @@ pin_project_lite::pin_project! {
             #[pin]
             future: T::Future,
             in_flight: Option<InFlight>,
-            shared: Option<Arc<Shared<T>>>,
+            shared: Option<Arc<Arc<Shared<T>>>>,
             seed: u64,
         },
         Slow { future: SlowFuture<T> },
@@ -53,7 +53,7 @@ impl<T: Channel> ResponseFuture<T> {
     pub(crate) fn sending(
         future: T::Future,
         in_flight: InFlight,
-        shared: Arc<Shared<T>>,
+        shared: Arc<Arc<Shared<T>>>,
         seed: u64,
     ) -> Self {
         ResponseFuture {
@@ -107,9 +107,10 @@ impl<T: Channel> Future for ResponseFuture<T> {
                             // Not an outcome of the endpoint: the call never left.
                             let avoid = hold.take().map(|h| h.endpoint().clone());
                             tracing::debug!(%error, "request handed back unsent; picking again");
-                            let Some(shared) = shared.take() else {
+                            let Some(handle) = shared.take() else {
                                 return Poll::Ready(Err(error));
                             };
+                            let shared = Arc::clone(&*handle);
                             let future = Box::pin(slow_call(shared, request, 1, avoid, *seed));
                             state.set(State::Slow { future });
                         }
