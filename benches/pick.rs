@@ -12,6 +12,9 @@
 //! * `tower-buffer-p2c/peak-ewma`: the same PeakEwma p2c behind `tower::buffer::Buffer`
 //!   (bound 1024), as tonic's `Channel::balance_list` wraps it: clone, ready, call.
 //!
+//! * `baseline/service-direct`: the endpoint service called directly, no balancer: the floor
+//!   (building the request and response and dropping them) that every contender pays.
+//!
 //! Single-task numbers run on a current-thread runtime. The `pick-2-tasks` groups run two
 //! tasks on a 2-worker multi-thread runtime, each with its own clone / `Buffer` handle, and
 //! report wall time divided by the total number of calls.
@@ -24,7 +27,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::Empty;
 use tokio::runtime::Runtime;
 use tower::balance::p2c::Balance;
@@ -163,6 +166,22 @@ fn bench_single(c: &mut Criterion) {
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(2));
 
+        // The floor: the endpoint service called directly (request, call, response, drop).
+        let mut direct = trivial();
+        group.bench_function("baseline/service-direct", |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let svc = direct.ready().await.expect("ready");
+                        let response = svc.call(request()).await.expect("call");
+                        drop(black_box(response));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+
         for (name, policy) in [
             ("tower-lb/in-flight", Policy::p2c_in_flight()),
             (
@@ -171,7 +190,7 @@ fn bench_single(c: &mut Criterion) {
             ),
         ] {
             let mut balancer = tower_lb(&rt, n, policy);
-            group.bench_function(BenchmarkId::new(name, n), |b| {
+            group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     rt.block_on(async {
                         let start = Instant::now();
@@ -187,7 +206,7 @@ fn bench_single(c: &mut Criterion) {
         }
 
         let mut pending = tower_pending(&rt, n);
-        group.bench_function(BenchmarkId::new("tower-p2c/pending-requests", n), |b| {
+        group.bench_function("tower-p2c/pending-requests", |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();
@@ -203,7 +222,7 @@ fn bench_single(c: &mut Criterion) {
         drop(pending);
 
         let mut ewma = tower_ewma(&rt, n);
-        group.bench_function(BenchmarkId::new("tower-p2c/peak-ewma", n), |b| {
+        group.bench_function("tower-p2c/peak-ewma", |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();
@@ -219,7 +238,7 @@ fn bench_single(c: &mut Criterion) {
         drop(ewma);
 
         let buffer = tower_buffer(&rt, n);
-        group.bench_function(BenchmarkId::new("tower-buffer-p2c/peak-ewma", n), |b| {
+        group.bench_function("tower-buffer-p2c/peak-ewma", |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
                     let start = Instant::now();
@@ -293,7 +312,7 @@ fn bench_two_tasks(c: &mut Criterion) {
             ),
         ] {
             let balancer = tower_lb(&rt, n, policy);
-            group.bench_function(BenchmarkId::new(name, n), |b| {
+            group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     two_tasks(&rt, iters, |calls| lb_task(balancer.clone(), calls))
                 })
@@ -302,7 +321,7 @@ fn bench_two_tasks(c: &mut Criterion) {
         }
 
         let buffer = tower_buffer(&rt, n);
-        group.bench_function(BenchmarkId::new("tower-buffer-p2c/peak-ewma", n), |b| {
+        group.bench_function("tower-buffer-p2c/peak-ewma", |b| {
             b.iter_custom(|iters| two_tasks(&rt, iters, |calls| buffer_task(buffer.clone(), calls)))
         });
         drop(buffer);

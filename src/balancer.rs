@@ -12,7 +12,7 @@ use crate::builder::Builder;
 use crate::endpoint::load::now_ns;
 use crate::endpoint::{EndpointState, EndpointStatus, InFlight};
 use crate::error::BoxError;
-use crate::future::ResponseFuture;
+use crate::future::{Handle, ResponseFuture};
 use crate::policy::{LoadMetric, pick_p2c};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
 use crate::transport::{Channel, Http2Channel};
@@ -36,7 +36,7 @@ use crate::transport::{Channel, Http2Channel};
 pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     /// A handle of this clone's own: calls in flight hold a reference to it, so clones
     /// running on different cores never bump the same reference count.
-    shared: Arc<Arc<Shared<T>>>,
+    shared: Handle<T>,
     rng: SmallRng,
 }
 

@@ -24,6 +24,11 @@ use crate::transport::{Channel, SendError};
 pub type CallResult<T> =
     Result<http::Response<ResponseBody<<T as Channel>::ResponseBody>>, BoxError>;
 
+/// A balancer clone's own handle on the shared state: an `Arc` per clone around the shared
+/// `Arc`, so concurrent callers never contend on one reference count.
+#[allow(clippy::redundant_allocation)]
+pub(crate) type Handle<T> = Arc<Arc<Shared<T>>>;
+
 type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
 
 pin_project_lite::pin_project! {
@@ -41,7 +46,8 @@ pin_project_lite::pin_project! {
             #[pin]
             future: T::Future,
             in_flight: Option<InFlight>,
-            shared: Option<Arc<Arc<Shared<T>>>>,
+            // The balancer clone's own handle (see `Balancer::shared`).
+            shared: Option<Handle<T>>,
             seed: u64,
         },
         Slow { future: SlowFuture<T> },
@@ -53,7 +59,7 @@ impl<T: Channel> ResponseFuture<T> {
     pub(crate) fn sending(
         future: T::Future,
         in_flight: InFlight,
-        shared: Arc<Arc<Shared<T>>>,
+        shared: Handle<T>,
         seed: u64,
     ) -> Self {
         ResponseFuture {

@@ -170,16 +170,28 @@ where
     fn send(&mut self, mut request: http::Request<B>) -> Self::Future {
         set_origin(request.uri_mut(), &self.authority);
         let sent = self.send.try_send_request(request);
+        let authority = self.authority.clone();
         Box::pin(async move {
             sent.await.map_err(|mut e| match e.take_message() {
                 Some(request) => SendError::Unsent {
                     request,
                     error: e.into_error().into(),
                 },
-                None => SendError::Failed(e.into_error().into()),
+                None => SendError::Failed(transport_failure(e.into_error(), &authority)),
             })
         })
     }
+}
+
+/// A call that failed on the connection before its response arrived is a transport failure:
+/// gRPC's `UNAVAILABLE` (retryable by policies keyed on it), naming the endpoint, with hyper's
+/// error as the source. tonic alone would show hyper's generic errors as `UNKNOWN`.
+fn transport_failure(error: hyper::Error, authority: &Authority) -> BoxError {
+    let mut status = tonic::Status::unavailable(format!(
+        "tower-lb: connection to {authority} failed during the call: {error}"
+    ));
+    status.set_source(std::sync::Arc::new(error));
+    Box::new(status)
 }
 
 /// Gives a path-only URI the `http` scheme and the endpoint's authority, keeping the path.

@@ -43,7 +43,12 @@ async fn killed_server_costs_only_its_in_flight_calls_and_comes_back() {
                     break;
                 }
                 let issued = Instant::now();
-                let failed = echo(&mut client).await.is_err();
+                let result = echo(&mut client).await;
+                if let Err(status) = &result {
+                    // A call cut off by the kill is a transport failure: UNAVAILABLE.
+                    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                }
+                let failed = result.is_err();
                 calls.fetch_add(1, SeqCst);
                 outcomes.lock().await.push((issued, failed));
             }
