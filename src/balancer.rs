@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
-use rand::{RngCore, SeedableRng, rngs::SmallRng};
+use rand::{RngCore, rngs::SmallRng};
 use tower::Service;
 
 use crate::builder::Builder;
@@ -13,7 +13,7 @@ use crate::endpoint::load::now_ns;
 use crate::endpoint::{EndpointState, EndpointStatus, InFlight};
 use crate::error::BoxError;
 use crate::future::{Handle, ResponseFuture};
-use crate::policy::{LoadMetric, pick_p2c};
+use crate::policy::{self, PickState};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
 use crate::transport::{Channel, Http2Channel};
 
@@ -37,7 +37,7 @@ pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     /// A handle of this clone's own: calls in flight hold a reference to it, so clones
     /// running on different cores never bump the same reference count.
     shared: Handle<T>,
-    rng: SmallRng,
+    pick: PickState<SmallRng>,
 }
 
 impl Balancer {
@@ -67,7 +67,7 @@ impl<T: Channel> Balancer<T> {
     pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
         Balancer {
             shared: Arc::new(shared),
-            rng: SmallRng::seed_from_u64(fresh_seed()),
+            pick: PickState::new(fresh_seed()),
         }
     }
 
@@ -111,12 +111,12 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
 
     #[inline]
     fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
-        let seed = self.rng.next_u64();
+        let seed = self.pick.rng.next_u64();
         let picked = pick(
             &self.shared.set.load(),
             &self.shared.config,
             None,
-            &mut self.rng,
+            &mut self.pick,
         );
         match picked {
             Some((mut channel, in_flight)) => {
@@ -134,14 +134,14 @@ pub(crate) fn pick<T: Channel>(
     set: &ReadySet<T>,
     config: &CallConfig,
     avoid: Option<&EndpointState>,
-    rng: &mut impl RngCore,
+    state: &mut PickState<impl RngCore>,
 ) -> Option<(T, InFlight)> {
-    let (now, decay_ns) = match &config.policy.load {
+    let (now, decay_ns) = match config.policy.peak_ewma() {
         // `max(1)`: 0 means "latency not tracked".
-        LoadMetric::PeakEwma(c) => (now_ns().max(1), c.decay_ns()),
-        LoadMetric::InFlight => (0, 1.0),
+        Some(c) => (now_ns().max(1), c.decay_ns()),
+        None => (0, 1.0),
     };
-    let i = pick_p2c(&set.ready, &config.policy.load, now, avoid, rng)?;
+    let i = policy::pick(set, &config.policy, now, avoid, state)?;
     let endpoint = &set.ready[i];
     Some((
         endpoint.channel.clone(),

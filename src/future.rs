@@ -10,13 +10,14 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use rand::{SeedableRng, rngs::SmallRng};
+use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
 use crate::endpoint::{EndpointState, InFlight};
 use crate::error::{BoxError, Error};
 use crate::grpc_timeout::grpc_timeout;
+use crate::policy::PickState;
 use crate::ready_set::Shared;
 use crate::transport::{Channel, SendError};
 
@@ -156,13 +157,13 @@ async fn slow_call<T: Channel>(
         None => shared.config.ready_timeout,
     };
     let deadline = began.checked_add(wait).unwrap_or_else(far_future);
-    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut state = PickState::<SmallRng>::new(seed);
     loop {
         let mut changed = pin!(shared.changed.notified());
         changed.as_mut().enable();
         let (picked, why) = {
             let set = shared.set.load();
-            match crate::balancer::pick(&set, &shared.config, avoid.as_deref(), &mut rng) {
+            match crate::balancer::pick(&set, &shared.config, avoid.as_deref(), &mut state) {
                 Some((channel, hold)) => (Some((channel, hold)), None),
                 None => (None, Some(set.why.clone())),
             }

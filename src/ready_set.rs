@@ -13,7 +13,7 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::endpoint::{EndpointState, EndpointStatus};
 use crate::error::Unready;
-use crate::policy::Policy;
+use crate::policy::{Plan, Policy};
 
 /// One endpoint that can take calls now.
 pub(crate) struct ReadyEndpoint<T> {
@@ -30,6 +30,8 @@ pub(crate) struct ReadySet<T> {
     pub(crate) all: Box<[(Arc<EndpointState>, u32)]>,
     /// Why nothing is ready, for the error of a call that finds `ready` empty.
     pub(crate) why: Unready,
+    /// The policy's precomputed state for `ready`.
+    pub(crate) plan: Plan,
 }
 
 impl<T> ReadySet<T> {
@@ -38,6 +40,7 @@ impl<T> ReadySet<T> {
             ready: Box::new([]),
             all: Box::new([]),
             why,
+            plan: Plan::None,
         }
     }
 }
@@ -77,7 +80,12 @@ impl<T> Shared<T> {
     }
 
     pub(crate) fn statuses(&self) -> Vec<EndpointStatus> {
-        let decay = self.config.policy.peak_ewma().decay_ns();
+        let decay = self
+            .config
+            .policy
+            .peak_ewma()
+            .unwrap_or_default()
+            .decay_ns();
         self.set
             .load()
             .all

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::{Backoff, EndpointState, Event, spawn_connection};
 use crate::error::{BoxError, Unready};
+use crate::policy::{Plan, Policy};
 use crate::ready_set::{ReadyEndpoint, ReadySet, Shared};
 use crate::transport::Connector;
 
@@ -42,6 +43,7 @@ impl<T> Drop for Entry<T> {
 
 pub(crate) struct Registry<C: Connector> {
     connector: Arc<C>,
+    policy: Policy,
     backoff: Backoff,
     initial_rtt: std::time::Duration,
     entries: BTreeMap<Key, Entry<C::Channel>>,
@@ -53,12 +55,14 @@ pub(crate) struct Registry<C: Connector> {
 impl<C: Connector> Registry<C> {
     pub(crate) fn new(
         connector: C,
+        policy: Policy,
         backoff: Backoff,
         initial_rtt: std::time::Duration,
     ) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let registry = Registry {
             connector: Arc::new(connector),
+            policy,
             backoff,
             initial_rtt,
             entries: BTreeMap::new(),
@@ -260,6 +264,13 @@ impl<C: Connector> Registry<C> {
                 last_error: self.last_error.clone(),
             }
         };
-        ReadySet { ready, all, why }
+        let weights: Vec<u32> = ready.iter().map(|e| e.weight).collect();
+        let plan = Plan::build(&self.policy, &weights);
+        ReadySet {
+            ready,
+            all,
+            why,
+            plan,
+        }
     }
 }

@@ -2,16 +2,10 @@
 
 use rand::RngCore;
 
-use super::LoadMetric;
+use super::{LoadMetric, index};
 use crate::endpoint::EndpointState;
 use crate::ready_set::ReadyEndpoint;
 use crate::transport::Channel;
-
-/// A uniform index below `n` (Lemire's multiply-shift; bias below 2^-32 for any real `n`).
-#[inline]
-fn index(rng: &mut impl RngCore, n: usize) -> usize {
-    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
-}
 
 /// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
 /// connection has just closed is passed over. `None` only when no endpoint is ready.

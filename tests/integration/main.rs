@@ -9,5 +9,6 @@ mod balancing;
 mod drain;
 mod fail_fast;
 mod failover;
+mod policies;
 mod shutdown;
 mod unsent;

@@ -1,0 +1,36 @@
+//! Least loaded ("least connections"): a full scan for the fewest requests in flight per unit
+//! of weight. O(n) per pick — exact, and fine for tens of endpoints; prefer p2c for thousands.
+//! The scan starts at a random offset so ties spread evenly.
+
+use rand::RngCore;
+
+use crate::endpoint::EndpointState;
+use crate::ready_set::ReadyEndpoint;
+use crate::transport::Channel;
+
+#[inline]
+pub(crate) fn pick<T: Channel>(
+    endpoints: &[ReadyEndpoint<T>],
+    avoid: Option<&EndpointState>,
+    rng: &mut impl RngCore,
+) -> Option<usize> {
+    let n = endpoints.len();
+    if n == 0 {
+        return None;
+    }
+    let start = super::index(rng, n);
+    let mut best: Option<(usize, u64, u64)> = None;
+    for step in 0..n {
+        let i = (start + step) % n;
+        let e = &endpoints[i];
+        if !e.channel.is_ready() || avoid.is_some_and(|x| std::ptr::eq(x, &*e.state)) {
+            continue;
+        }
+        let (load, weight) = (u64::from(e.state.load.in_flight()), u64::from(e.weight));
+        // load / weight < best_load / best_weight, without division.
+        if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
+            best = Some((i, load, weight));
+        }
+    }
+    best.map(|(i, _, _)| i)
+}
