@@ -4,6 +4,8 @@
 //! is measured is the balancer: choosing an endpoint, counting the call on it, dispatching, and
 //! releasing the call when the response is dropped.
 //!
+//! * `baseline/service-direct`: the endpoint service called directly, no balancer: the floor
+//!   (building the request and response and dropping them) that every contender pays.
 //! * `tower-lb/in-flight`, `tower-lb/peak-ewma`: `Balancer` over `ServiceConnector`, one call
 //!   per iteration (`poll_ready` is always `Ready`, so `call` is the whole request path).
 //! * `tower-p2c/pending-requests`, `tower-p2c/peak-ewma`: tower 0.5's `p2c::Balance` over a
@@ -11,9 +13,6 @@
 //!   `ready().await` then `call(req).await`.
 //! * `tower-buffer-p2c/peak-ewma`: the same PeakEwma p2c behind `tower::buffer::Buffer`
 //!   (bound 1024), as tonic's `Channel::balance_list` wraps it: clone, ready, call.
-//!
-//! * `baseline/service-direct`: the endpoint service called directly, no balancer: the floor
-//!   (building the request and response and dropping them) that every contender pays.
 //!
 //! Single-task numbers run on a current-thread runtime. The `pick-2-tasks` groups run two
 //! tasks on a 2-worker multi-thread runtime, each with its own clone / `Buffer` handle, and

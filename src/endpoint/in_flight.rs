@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use super::EndpointState;
 use super::load::now_ns;
@@ -88,8 +88,13 @@ impl Drop for InFlight {
     }
 }
 
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 /// `Some(true)` for `grpc-status: 0`, `Some(false)` for any other status, `None` if absent.
 #[inline]
 fn grpc_ok(headers: &HeaderMap) -> Option<bool> {
-    headers.get("grpc-status").map(|v| v.as_bytes() == b"0")
+    if headers.is_empty() {
+        return None;
+    }
+    headers.get(&GRPC_STATUS).map(|v| v.as_bytes() == b"0")
 }

@@ -126,12 +126,26 @@ where
 
     #[inline]
     fn send(&mut self, request: http::Request<B>) -> Self::Future {
-        ServiceFuture {
-            state: State::Ready {
-                service: self.service.clone(),
-                request: Some(request),
+        // Try readiness at once (with a no-op waker; it is polled again with the real one if
+        // not ready), so the common future holds only the service's own future, not the
+        // request: a smaller future is cheaper to move on every call.
+        let mut service = self.service.clone();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let state = match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => State::Called {
+                future: service.call(request),
             },
-        }
+            Poll::Ready(Err(e)) => State::Done {
+                result: Some(Box::new(SendError::Unsent {
+                    request,
+                    error: e.into(),
+                })),
+            },
+            Poll::Pending => State::Waiting {
+                parked: Some(Box::new((service, request))),
+            },
+        };
+        ServiceFuture { state }
     }
 }
 
@@ -146,8 +160,10 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S: Service<http::Request<B>>, B> {
-        Ready { service: S, request: Option<http::Request<B>> },
         Called { #[pin] future: S::Future },
+        // Rare paths keep their data boxed, out of the common future's size.
+        Waiting { parked: Option<Box<(S, http::Request<B>)>> },
+        Done { result: Option<Box<SendError<B>>> },
     }
 }
 
@@ -163,29 +179,39 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::Ready { service, request } => {
-                    if let Err(e) = ready!(service.poll_ready(cx)) {
-                        return Poll::Ready(Err(match request.take() {
-                            Some(request) => SendError::Unsent {
-                                request,
-                                error: e.into(),
-                            },
-                            None => SendError::Failed(e.into()),
-                        }));
-                    }
-                    let Some(request) = request.take() else {
-                        return Poll::Ready(Err(SendError::Failed(
-                            "polled after completion".into(),
-                        )));
-                    };
-                    let future = service.call(request);
-                    state.set(State::Called { future });
-                }
                 StateProj::Called { future } => {
                     return Poll::Ready(match ready!(future.poll(cx)) {
                         Ok(response) => Ok(response.into_response()),
                         Err(e) => Err(SendError::Failed(e.into())),
                     });
+                }
+                StateProj::Waiting { parked } => {
+                    let Some((service, _)) = parked.as_mut().map(|b| &mut **b) else {
+                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                    };
+                    let ready = ready!(service.poll_ready(cx));
+                    let Some(boxed) = parked.take() else {
+                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                    };
+                    let (mut service, request) = *boxed;
+                    match ready {
+                        Ok(()) => {
+                            let future = service.call(request);
+                            state.set(State::Called { future });
+                        }
+                        Err(e) => {
+                            return Poll::Ready(Err(SendError::Unsent {
+                                request,
+                                error: e.into(),
+                            }));
+                        }
+                    }
+                }
+                StateProj::Done { result } => {
+                    return Poll::Ready(Err(match result.take() {
+                        Some(e) => *e,
+                        None => SendError::Failed("polled after completion".into()),
+                    }));
                 }
             }
         }
