@@ -187,11 +187,15 @@ where
                 }
                 StateProj::Waiting { parked } => {
                     let Some((service, _)) = parked.as_mut().map(|b| &mut **b) else {
-                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                        return Poll::Ready(Err(SendError::Failed(
+                            "polled after completion".into(),
+                        )));
                     };
                     let ready = ready!(service.poll_ready(cx));
                     let Some(boxed) = parked.take() else {
-                        return Poll::Ready(Err(SendError::Failed("polled after completion".into())));
+                        return Poll::Ready(Err(SendError::Failed(
+                            "polled after completion".into(),
+                        )));
                     };
                     let (mut service, request) = *boxed;
                     match ready {
