@@ -113,8 +113,7 @@ impl Builder {
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
-        let initial_rtt = self.policy.peak_ewma().unwrap_or_default().initial_rtt();
-        let (registry, events) = Registry::new(connector, self.policy, self.backoff, initial_rtt);
+        let (registry, events) = Registry::new(connector, self.policy, self.backoff);
         runtime.spawn(registry.run(events, discovery, Arc::downgrade(&shared), stop_rx));
         Ok(Balancer::from_shared(shared))
     }

@@ -57,14 +57,13 @@ impl<C: Connector> Registry<C> {
         connector: C,
         policy: Policy,
         backoff: Backoff,
-        initial_rtt: std::time::Duration,
     ) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let registry = Registry {
             connector: Arc::new(connector),
             policy,
             backoff,
-            initial_rtt,
+            initial_rtt: policy.peak_ewma().unwrap_or_default().initial_rtt(),
             entries: BTreeMap::new(),
             next_generation: 0,
             events_tx,
@@ -264,8 +263,7 @@ impl<C: Connector> Registry<C> {
                 last_error: self.last_error.clone(),
             }
         };
-        let weights: Vec<u32> = ready.iter().map(|e| e.weight).collect();
-        let plan = Plan::build(&self.policy, &weights);
+        let plan = Plan::build(&self.policy, &ready);
         ReadySet {
             ready,
             all,

@@ -23,7 +23,7 @@ pub(crate) fn pick<T: Channel>(
     for step in 0..n {
         let i = (start + step) % n;
         let e = &endpoints[i];
-        if !e.channel.is_ready() || avoid.is_some_and(|x| std::ptr::eq(x, &*e.state)) {
+        if !super::usable(e, avoid) {
             continue;
         }
         let (load, weight) = (u64::from(e.state.load.in_flight()), u64::from(e.weight));

@@ -119,10 +119,15 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    pub(crate) fn build(policy: &Policy, weights: &[u32]) -> Self {
+    /// Precomputes for the ready endpoints of a new snapshot (nothing, for p2c and
+    /// least-loaded, which read live load at pick time).
+    pub(crate) fn build<T>(policy: &Policy, ready: &[ReadyEndpoint<T>]) -> Self {
+        let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
         match policy.kind {
-            Kind::RoundRobin => Plan::Schedule(round_robin::Schedule::build(weights)),
-            Kind::WeightedRandom => Plan::Cumulative(weighted_random::Cumulative::build(weights)),
+            Kind::RoundRobin => Plan::Schedule(round_robin::Schedule::build(&weights())),
+            Kind::WeightedRandom => {
+                Plan::Cumulative(weighted_random::Cumulative::build(&weights()))
+            }
             Kind::P2c(_) | Kind::LeastLoaded => Plan::None,
         }
     }
@@ -175,15 +180,16 @@ pub(crate) fn pick<T: Channel, R: RngCore>(
     fallback(endpoints, avoid, i)
 }
 
+/// Whether a picked endpoint can take the call: connected, and not the one to avoid.
 #[inline]
-fn usable<T: Channel>(e: &ReadyEndpoint<T>, avoid: Option<&EndpointState>) -> bool {
+pub(super) fn usable<T: Channel>(e: &ReadyEndpoint<T>, avoid: Option<&EndpointState>) -> bool {
     e.channel.is_ready() && !avoid.is_some_and(|x| std::ptr::eq(x, &*e.state))
 }
 
 /// The chosen endpoint is out (its connection closed since this snapshot was published, or it
 /// is the one to avoid): take the next usable one after it, the avoided one last.
 #[cold]
-fn fallback<T: Channel>(
+pub(super) fn fallback<T: Channel>(
     endpoints: &[ReadyEndpoint<T>],
     avoid: Option<&EndpointState>,
     from: usize,

@@ -2,7 +2,7 @@
 
 use rand::RngCore;
 
-use super::{LoadMetric, index};
+use super::{LoadMetric, fallback, index, usable};
 use crate::endpoint::EndpointState;
 use crate::ready_set::ReadyEndpoint;
 use crate::transport::Channel;
@@ -44,20 +44,12 @@ pub(crate) fn pick<T: Channel>(
         }
     };
     let (first, second) = if a_first { (a, b) } else { (b, a) };
-    let usable = |i: usize| {
-        endpoints[i].channel.is_ready()
-            && !avoid.is_some_and(|x| std::ptr::eq(x, &*endpoints[i].state))
-    };
-    if usable(first) {
+    if usable(&endpoints[first], avoid) {
         return Some(first);
     }
-    if usable(second) {
+    if usable(&endpoints[second], avoid) {
         return Some(second);
     }
-    // Both candidates are out (a connection closed since this snapshot was published, or the
-    // endpoint to avoid). Take any usable endpoint rather than fail, the avoided one last.
-    let start = index(rng, n);
-    let mut ring = (0..n).map(|i| (start + i) % n);
-    ring.find(|&i| usable(i))
-        .or_else(|| (0..n).find(|&i| endpoints[i].channel.is_ready()))
+    // Both candidates are out: go on from the (random) second one.
+    fallback(endpoints, avoid, second)
 }

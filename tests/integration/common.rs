@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tower_lb::discover::{Change, Endpoint, Key};
+use tower_lb::transport::Channel;
 use tower_lb::{Backoff, Balancer};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
@@ -51,7 +52,7 @@ pub fn channel_discovery() -> (
 }
 
 /// Waits (bounded) until the balancer has `n` ready endpoints.
-pub async fn wait_ready(balancer: &Balancer, n: usize) {
+pub async fn wait_ready<T: Channel>(balancer: &Balancer<T>, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while balancer.ready_len() != n {
         assert!(

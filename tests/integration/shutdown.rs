@@ -48,11 +48,7 @@ async fn no_connection_outlives_the_balancer() {
     });
     let endpoints = (1..=5).map(|p| format!("127.0.0.1:{p}").parse().unwrap());
     let mut balancer = builder().build_with(connector, fixed(endpoints)).unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while balancer.ready_len() < 5 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait_ready(&balancer, 5).await;
     let response = balancer
         .ready()
         .await

@@ -12,6 +12,8 @@ use tower_lb::discover::{Endpoint, fixed};
 use tower_lb::transport::ServiceConnector;
 use tower_lb::{Balancer, BoxError, Error};
 
+use crate::common::wait_ready;
+
 /// Answers with its port, or refuses every request at `poll_ready` when `refuse` is set.
 #[derive(Clone)]
 struct Backend {
@@ -55,18 +57,10 @@ fn balancer(refusing: &[u16], ok: &[u16]) -> Balancer<InProcess> {
         .unwrap()
 }
 
-async fn wait(b: &Balancer<InProcess>, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while b.ready_len() < n {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 #[tokio::test]
 async fn unsent_requests_are_re_picked_onto_another_endpoint() {
     let mut b = balancer(&[1], &[2]);
-    wait(&b, 2).await;
+    wait_ready(&b, 2).await;
     for _ in 0..200 {
         let response = b
             .ready()
@@ -90,7 +84,7 @@ async fn unsent_requests_are_re_picked_onto_another_endpoint() {
 #[tokio::test]
 async fn a_request_refused_everywhere_fails_with_a_bounded_number_of_attempts() {
     let mut b = balancer(&[1, 2, 3], &[]);
-    wait(&b, 3).await;
+    wait_ready(&b, 3).await;
     let err = b
         .ready()
         .await
