@@ -11,6 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, oneshot};
 
+use crate::discover::Endpoint;
 use crate::endpoint::{EndpointState, EndpointStatus};
 use crate::error::Unready;
 use crate::policy::{Plan, Policy};
@@ -26,8 +27,8 @@ pub(crate) struct ReadyEndpoint<T> {
 pub(crate) struct ReadySet<T> {
     /// Endpoints with a live connection, in key order.
     pub(crate) ready: Box<[ReadyEndpoint<T>]>,
-    /// Every endpoint discovery knows of, with its weight, in key order.
-    pub(crate) all: Box<[(Arc<EndpointState>, u32)]>,
+    /// Every endpoint discovery knows of, as discovery describes it, in key order.
+    pub(crate) all: Box<[(Arc<EndpointState>, Endpoint)]>,
     /// Why nothing is ready, for the error of a call that finds `ready` empty.
     pub(crate) why: Unready,
     /// The policy's precomputed state for `ready`.
@@ -90,7 +91,7 @@ impl<T> Shared<T> {
             .load()
             .all
             .iter()
-            .map(|(state, weight)| EndpointStatus::read(state, *weight, decay))
+            .map(|(state, endpoint)| EndpointStatus::read(state, endpoint, decay))
             .collect()
     }
 }

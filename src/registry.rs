@@ -143,16 +143,16 @@ impl<C: Connector> Registry<C> {
     fn insert(&mut self, key: Key, endpoint: Endpoint) -> bool {
         if let Some(entry) = self.entries.get_mut(&key) {
             if entry.endpoint.addr() == endpoint.addr() {
-                if entry.endpoint.weight() == endpoint.weight() {
+                if entry.endpoint == endpoint {
                     return false;
                 }
-                tracing::debug!(endpoint = %key, weight = endpoint.weight(), "weight updated");
+                tracing::debug!(endpoint = %key, weight = endpoint.weight(), priority = endpoint.priority(), "weight or priority updated");
                 entry.endpoint = endpoint;
                 return true;
             }
             tracing::info!(endpoint = %key, from = %entry.endpoint.addr(), to = %endpoint.addr(), "address changed; reconnecting");
         } else {
-            tracing::info!(endpoint = %key, addr = %endpoint.addr(), weight = endpoint.weight(), "endpoint added");
+            tracing::info!(endpoint = %key, addr = %endpoint.addr(), weight = endpoint.weight(), priority = endpoint.priority(), "endpoint added");
         }
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -234,9 +234,17 @@ impl<C: Connector> Registry<C> {
     }
 
     fn snapshot(&self) -> ReadySet<C::Channel> {
+        // Calls go to the best priority tier that has a ready endpoint; lower tiers wait.
+        let tier = self
+            .entries
+            .values()
+            .filter(|e| e.channel.is_some())
+            .map(|e| e.endpoint.priority())
+            .min();
         let ready: Box<[_]> = self
             .entries
             .values()
+            .filter(|e| Some(e.endpoint.priority()) == tier)
             .filter_map(|e| {
                 e.channel.as_ref().map(|channel| ReadyEndpoint {
                     channel: channel.clone(),
@@ -248,7 +256,7 @@ impl<C: Connector> Registry<C> {
         let all = self
             .entries
             .values()
-            .map(|e| (e.state.clone(), e.endpoint.weight()))
+            .map(|e| (e.state.clone(), e.endpoint.clone()))
             .collect();
         let why = if self.entries.is_empty() {
             Unready::NoEndpointsDiscovered

@@ -58,10 +58,12 @@ impl From<SocketAddr> for Key {
     }
 }
 
-/// One endpoint: a socket address and its weight.
+/// One endpoint: a socket address, its weight and its priority tier.
 ///
 /// The address must be a concrete IP and port (no unspecified address, no port 0); the weight
-/// is 1 by default and must be at least 1.
+/// is 1 by default and must be at least 1. The priority is 0 by default: calls go to the
+/// endpoints of the lowest priority number that has any ready endpoint, and higher numbers
+/// are backups (DNS SRV priority, nginx `backup`).
 ///
 /// ```
 /// use tower_lb::discover::Endpoint;
@@ -72,11 +74,14 @@ impl From<SocketAddr> for Key {
 /// assert!(e.with_weight(0).is_err());
 /// assert!("localhost:50051".parse::<Endpoint>().is_err()); // names go through DNS discovery
 /// assert!("127.0.0.1:0".parse::<Endpoint>().is_err());
+/// let backup = e.with_priority(1);
+/// assert_eq!(backup.priority(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     addr: SocketAddr,
     weight: u32,
+    priority: u32,
 }
 
 impl Endpoint {
@@ -92,7 +97,11 @@ impl Endpoint {
                 "{addr}: unspecified address cannot be dialled"
             )));
         }
-        Ok(Endpoint { addr, weight: 1 })
+        Ok(Endpoint {
+            addr,
+            weight: 1,
+            priority: 0,
+        })
     }
 
     /// The same endpoint with another weight (1 ..= `u32::MAX`; 0 is refused).
@@ -108,6 +117,13 @@ impl Endpoint {
         Ok(self)
     }
 
+    /// The same endpoint in another priority tier (0 is the first choice; endpoints of a higher
+    /// number get calls only while no endpoint of a lower number is ready).
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
+        self
+    }
+
     /// The socket address to connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -116,6 +132,11 @@ impl Endpoint {
     /// The relative share of traffic this endpoint should get.
     pub fn weight(&self) -> u32 {
         self.weight
+    }
+
+    /// The priority tier (0 is the first choice).
+    pub fn priority(&self) -> u32 {
+        self.priority
     }
 }
 

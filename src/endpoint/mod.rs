@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::discover::Key;
+use crate::discover::{Endpoint, Key};
 use load::Load;
 
 /// Where an endpoint's connection stands.
@@ -98,6 +98,8 @@ pub struct EndpointStatus {
     pub addr: SocketAddr,
     /// The weight from discovery.
     pub weight: u32,
+    /// The priority tier from discovery (0 is the first choice).
+    pub priority: u32,
     /// The connection state.
     pub state: ConnectionState,
     /// Calls in flight now (until their response body ends or is dropped).
@@ -112,12 +114,13 @@ pub struct EndpointStatus {
 }
 
 impl EndpointStatus {
-    pub(crate) fn read(state: &EndpointState, weight: u32, decay_ns: f64) -> Self {
+    pub(crate) fn read(state: &EndpointState, endpoint: &Endpoint, decay_ns: f64) -> Self {
         let rtt = state.load.rtt_estimate_ns(load::now_ns(), decay_ns);
         EndpointStatus {
             key: state.key.clone(),
             addr: state.addr,
-            weight,
+            weight: endpoint.weight(),
+            priority: endpoint.priority(),
             state: state.connection(),
             in_flight: state.load.in_flight(),
             rtt_estimate: Duration::from_nanos(rtt as u64),

@@ -11,4 +11,5 @@ mod fail_fast;
 mod failover;
 mod policies;
 mod shutdown;
+mod tiers;
 mod unsent;
