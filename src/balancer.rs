@@ -112,9 +112,11 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
     #[inline]
     fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
         let seed = self.pick.rng.next_u64();
+        let hash = self.shared.config.policy.request_hash(&request);
         let picked = pick(
             &self.shared.set.load(),
             &self.shared.config,
+            hash,
             None,
             &mut self.pick,
         );
@@ -133,15 +135,17 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
 pub(crate) fn pick<T: Channel>(
     set: &ReadySet<T>,
     config: &CallConfig,
+    hash: Option<u64>,
     avoid: Option<&EndpointState>,
     state: &mut PickState<impl RngCore>,
 ) -> Option<(T, InFlight)> {
-    let (now, decay_ns) = match config.policy.peak_ewma() {
+    // The clock is read only for a pick that compares latency: not for a hashed request.
+    let (now, decay_ns) = match (hash, config.policy.peak_ewma()) {
         // `max(1)`: 0 means "latency not tracked".
-        Some(c) => (now_ns().max(1), c.decay_ns()),
-        None => (0, 1.0),
+        (None, Some(c)) => (now_ns().max(1), c.decay_ns()),
+        _ => (0, 1.0),
     };
-    let i = policy::pick(set, &config.policy, now, avoid, state)?;
+    let i = policy::pick(set, &config.policy, now, hash, avoid, state)?;
     let endpoint = &set.ready[i];
     Some((
         endpoint.channel.clone(),

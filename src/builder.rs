@@ -113,7 +113,7 @@ impl Builder {
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
-        let (registry, events) = Registry::new(connector, self.policy, self.backoff);
+        let (registry, events) = Registry::new(connector, self.policy.clone(), self.backoff);
         runtime.spawn(registry.run(events, discovery, Arc::downgrade(&shared), stop_rx));
         Ok(Balancer::from_shared(shared))
     }
@@ -136,7 +136,7 @@ impl Builder {
 
     fn call_config(&self) -> CallConfig {
         CallConfig {
-            policy: self.policy,
+            policy: self.policy.clone(),
             ready_timeout: self.ready_timeout,
             max_unsent_retries: self.unsent_retries,
         }

@@ -158,12 +158,13 @@ async fn slow_call<T: Channel>(
     };
     let deadline = began.checked_add(wait).unwrap_or_else(far_future);
     let mut state = PickState::<SmallRng>::new(seed);
+    let hash = shared.config.policy.request_hash(&request);
     loop {
         let mut changed = pin!(shared.changed.notified());
         changed.as_mut().enable();
         let (picked, why) = {
             let set = shared.set.load();
-            match crate::balancer::pick(&set, &shared.config, avoid.as_deref(), &mut state) {
+            match crate::balancer::pick(&set, &shared.config, hash, avoid.as_deref(), &mut state) {
                 Some((channel, hold)) => (Some((channel, hold)), None),
                 None => (None, Some(set.why.clone())),
             }

@@ -62,4 +62,4 @@ pub use endpoint::{Backoff, ConnectionState, EndpointStatus};
 pub use error::{BoxError, Error, Unready};
 pub use future::{CallResult, ResponseFuture};
 pub use layer::BalanceLayer;
-pub use policy::Policy;
+pub use policy::{HashKey, Policy, RequestHead, hash_bytes};

@@ -41,7 +41,7 @@ impl<T> ReadySet<T> {
             ready: Box::new([]),
             all: Box::new([]),
             why,
-            plan: Plan::None,
+            plan: Plan::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use futures_core::Stream;
@@ -46,6 +47,8 @@ pub(crate) struct Registry<C: Connector> {
     policy: Policy,
     backoff: Backoff,
     initial_rtt: std::time::Duration,
+    /// Calls in flight on all endpoints, counted only when the policy has bounded loads.
+    in_flight: Option<Arc<AtomicU64>>,
     entries: BTreeMap<Key, Entry<C::Channel>>,
     next_generation: u64,
     events_tx: mpsc::UnboundedSender<Event<C::Channel>>,
@@ -61,9 +64,12 @@ impl<C: Connector> Registry<C> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let registry = Registry {
             connector: Arc::new(connector),
-            policy,
             backoff,
             initial_rtt: policy.peak_ewma().unwrap_or_default().initial_rtt(),
+            in_flight: policy
+                .counts_total_in_flight()
+                .then(|| Arc::new(AtomicU64::new(0))),
+            policy,
             entries: BTreeMap::new(),
             next_generation: 0,
             events_tx,
@@ -160,6 +166,7 @@ impl<C: Connector> Registry<C> {
             key.clone(),
             endpoint.addr(),
             self.initial_rtt,
+            self.in_flight.clone(),
         ));
         let task = spawn_connection(
             self.connector.clone(),
@@ -271,7 +278,7 @@ impl<C: Connector> Registry<C> {
                 last_error: self.last_error.clone(),
             }
         };
-        let plan = Plan::build(&self.policy, &ready);
+        let plan = Plan::build(&self.policy, &ready, self.in_flight.clone());
         ReadySet {
             ready,
             all,

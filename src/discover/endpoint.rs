@@ -74,7 +74,7 @@ impl From<SocketAddr> for Key {
 /// assert!(e.with_weight(0).is_err());
 /// assert!("localhost:50051".parse::<Endpoint>().is_err()); // names go through DNS discovery
 /// assert!("127.0.0.1:0".parse::<Endpoint>().is_err());
-/// let backup = e.with_priority(1);
+/// let backup = heavy.with_priority(1);
 /// assert_eq!(backup.priority(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

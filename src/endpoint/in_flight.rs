@@ -2,6 +2,7 @@
 //! body ends or is dropped, feeds the latency estimate, and records the outcome.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use http::{HeaderMap, HeaderName};
 
@@ -25,6 +26,9 @@ impl InFlight {
     #[inline]
     pub(crate) fn start(state: Arc<EndpointState>, start_ns: u64, decay_ns: f64) -> Self {
         state.load.start();
+        if let Some(total) = &state.total_in_flight {
+            total.fetch_add(1, Relaxed);
+        }
         InFlight {
             state,
             start_ns,
@@ -82,6 +86,9 @@ impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
         self.state.load.end();
+        if let Some(total) = &self.state.total_in_flight {
+            total.fetch_sub(1, Relaxed);
+        }
         if let Some(failed) = self.outcome {
             self.state.record_outcome(failed);
         }

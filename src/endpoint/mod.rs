@@ -11,6 +11,7 @@ pub(crate) use connection::{Event, spawn_connection};
 pub(crate) use in_flight::InFlight;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -55,10 +56,17 @@ pub(crate) struct EndpointState {
     requests: AtomicU64,
     failures: AtomicU64,
     connection: AtomicU8,
+    /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
+    pub(crate) total_in_flight: Option<Arc<AtomicU64>>,
 }
 
 impl EndpointState {
-    pub(crate) fn new(key: Key, addr: SocketAddr, initial_rtt: Duration) -> Self {
+    pub(crate) fn new(
+        key: Key,
+        addr: SocketAddr,
+        initial_rtt: Duration,
+        total_in_flight: Option<Arc<AtomicU64>>,
+    ) -> Self {
         EndpointState {
             load: Load::new(initial_rtt),
             key,
@@ -66,6 +74,7 @@ impl EndpointState {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             connection: AtomicU8::new(ConnectionState::Connecting.as_u8()),
+            total_in_flight,
         }
     }
 

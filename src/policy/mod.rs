@@ -5,12 +5,24 @@
 //! weights) is built by the control task with each snapshot, so a pick is O(1) or O(log n);
 //! only the least-loaded scan is O(n), by definition.
 
+mod consistent;
+mod hash_key;
 mod least_loaded;
+mod maglev;
 mod p2c;
+mod ring;
 mod round_robin;
 mod weighted_random;
 
+pub use hash_key::{HashKey, RequestHead, hash_bytes};
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
 use rand::RngCore;
+
+use crate::error::Error;
+use consistent::{Bound, Hashing, Table, TableConfig};
 
 use crate::endpoint::EndpointState;
 use crate::endpoint::load::PeakEwma;
@@ -27,6 +39,9 @@ use crate::transport::Channel;
 /// | [`least_loaded`](Policy::least_loaded) | O(n) | the endpoint with the fewest in flight per weight ("least connections") |
 /// | [`round_robin`](Policy::round_robin) | O(1) | smooth weighted round robin (nginx): shares follow weights, no bursts |
 /// | [`weighted_random`](Policy::weighted_random) | O(log n) | random, with probability weight / total |
+/// | [`ring_hash`](Policy::ring_hash) | O(1) expected | the request's key on a hash ring (virtual nodes ∝ weight) |
+/// | [`maglev`](Policy::maglev) | O(1) | the request's key in a Maglev table (slots ∝ weight) |
+/// | [`bounded_load`](Policy::bounded_load) | O(1) expected | either of the two, no endpoint above `(1 + ε)` × its share |
 ///
 /// Power of two choices: Mitzenmacher showed that a second random choice brings the maximum
 /// load down from `ln n / ln ln n` to `ln ln n / ln 2` — nearly as good as asking every
@@ -39,9 +54,11 @@ use crate::transport::Channel;
 /// assert_eq!(p, Policy::default());
 /// assert_ne!(p, Policy::round_robin());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
+    /// The policy, or for a hashing policy the one for requests without a key.
     pub(crate) kind: Kind,
+    pub(crate) hashing: Option<Arc<Hashing>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,37 +79,187 @@ pub(crate) enum LoadMetric {
 impl Policy {
     /// p2c over PeakEWMA cost (the default).
     pub fn p2c_peak_ewma(config: PeakEwma) -> Self {
-        Policy {
-            kind: Kind::P2c(LoadMetric::PeakEwma(config)),
-        }
+        Policy::of(Kind::P2c(LoadMetric::PeakEwma(config)))
     }
 
     /// p2c over requests in flight.
     pub fn p2c_in_flight() -> Self {
-        Policy {
-            kind: Kind::P2c(LoadMetric::InFlight),
-        }
+        Policy::of(Kind::P2c(LoadMetric::InFlight))
     }
 
     /// The fewest requests in flight per unit of weight, by a full scan (O(n)).
     pub fn least_loaded() -> Self {
-        Policy {
-            kind: Kind::LeastLoaded,
-        }
+        Policy::of(Kind::LeastLoaded)
     }
 
     /// Smooth weighted round robin.
     pub fn round_robin() -> Self {
-        Policy {
-            kind: Kind::RoundRobin,
-        }
+        Policy::of(Kind::RoundRobin)
     }
 
     /// Weighted random.
     pub fn weighted_random() -> Self {
-        Policy {
-            kind: Kind::WeightedRandom,
+        Policy::of(Kind::WeightedRandom)
+    }
+
+    /// Consistent hashing on a ring: a request's key goes to the first point at or after its
+    /// hash, every endpoint owning points in proportion to its weight (gRPC A42: the ring has
+    /// 1,024 to 8,388,608 points, at least one per endpoint; see
+    /// [`ring_size`](Self::ring_size)). Adding or removing one of N endpoints moves about 1/N
+    /// of the keys.
+    ///
+    /// Requests without the key are balanced by p2c over PeakEWMA unless another
+    /// [`fallback`](Self::fallback) is set.
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let sticky = Policy::ring_hash(HashKey::header("x-user-id")?)
+    ///     .ring_size(4096, 65_536)?
+    ///     .fallback(Policy::round_robin());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn ring_hash(key: HashKey) -> Self {
+        Policy::hashing(
+            key,
+            TableConfig::Ring {
+                min: ring::MIN_RING_SIZE,
+                max: ring::MAX_RING_SIZE,
+            },
+        )
+    }
+
+    /// Consistent hashing through a Maglev lookup table of a prime size (65,537 by default;
+    /// see [`table_size`](Self::table_size)), endpoints claiming slots in proportion to their
+    /// weights. A pick is one table read; balance is within one slot of each endpoint's share;
+    /// a change moves slightly more keys than a ring would.
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let by_method = Policy::maglev(HashKey::path());
+    /// assert!(Policy::maglev(HashKey::path()).table_size(65_536).is_err()); // not prime
+    /// ```
+    pub fn maglev(key: HashKey) -> Self {
+        Policy::hashing(
+            key,
+            TableConfig::Maglev {
+                size: maglev::DEFAULT_TABLE_SIZE,
+            },
+        )
+    }
+
+    /// Consistent hashing with bounded loads: a ring-hash or Maglev policy where no endpoint
+    /// takes more than `ceil((1 + ε) × its weighted share of all calls in flight)`. A key whose
+    /// endpoint is full goes on along the table to the next endpoint that is not, so a hot key
+    /// spreads instead of overloading one endpoint. ε = 0.25 is a good start (Vimeo's choice);
+    /// smaller ε balances harder and moves more keys.
+    ///
+    /// Fails unless the policy hashes and ε is a finite number above 0.
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let policy = Policy::ring_hash(HashKey::header("x-user-id")?).bounded_load(0.25)?;
+    /// assert!(Policy::round_robin().bounded_load(0.25).is_err());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn bounded_load(self, epsilon: f64) -> Result<Self, Error> {
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "bounded load: epsilon must be a finite number above 0, got {epsilon}"
+            )));
         }
+        self.map_hashing("bounded_load", |h| {
+            h.bound = Some(epsilon);
+            Ok(())
+        })
+    }
+
+    /// The ring size of a ring-hash policy: at least `min` points (more points, better balance,
+    /// more memory: 12 bytes each), at most `max`; 1 ≤ min ≤ max ≤ 8,388,608.
+    pub fn ring_size(self, min: u64, max: u64) -> Result<Self, Error> {
+        if !(1..=ring::MAX_RING_SIZE).contains(&min) || !(min..=ring::MAX_RING_SIZE).contains(&max)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "ring size: need 1 <= min <= max <= {}, got min {min}, max {max}",
+                ring::MAX_RING_SIZE
+            )));
+        }
+        self.map_hashing("ring_size", |h| match &mut h.table {
+            TableConfig::Ring { min: lo, max: hi } => {
+                (*lo, *hi) = (min, max);
+                Ok(())
+            }
+            TableConfig::Maglev { .. } => Err("ring_size applies to ring_hash, not maglev"),
+        })
+    }
+
+    /// The table size of a Maglev policy: a prime up to 16,777,259. Keep it at least 100 ×
+    /// the number of endpoints for balance within 1 %; below 10 slots per endpoint the table
+    /// grows to the next prime above 10 × N by itself.
+    pub fn table_size(self, size: u64) -> Result<Self, Error> {
+        if !maglev::is_prime(size) || size > maglev::MAX_TABLE_SIZE {
+            return Err(Error::InvalidConfig(format!(
+                "maglev table size must be a prime up to {}, got {size}",
+                maglev::MAX_TABLE_SIZE
+            )));
+        }
+        self.map_hashing("table_size", |h| match &mut h.table {
+            TableConfig::Maglev { size: s } => {
+                *s = size;
+                Ok(())
+            }
+            TableConfig::Ring { .. } => Err("table_size applies to maglev, not ring_hash"),
+        })
+    }
+
+    /// For a hashing policy, how requests without a key are balanced (by default p2c over
+    /// PeakEWMA). A hashing `fallback` contributes its own fallback. For other policies this
+    /// replaces the policy.
+    pub fn fallback(mut self, fallback: Policy) -> Self {
+        self.kind = fallback.kind;
+        self
+    }
+
+    fn of(kind: Kind) -> Self {
+        Policy {
+            kind,
+            hashing: None,
+        }
+    }
+
+    fn hashing(key: HashKey, table: TableConfig) -> Self {
+        Policy {
+            kind: Policy::default().kind,
+            hashing: Some(Arc::new(Hashing {
+                key,
+                table,
+                bound: None,
+            })),
+        }
+    }
+
+    fn map_hashing(
+        mut self,
+        what: &str,
+        f: impl FnOnce(&mut Hashing) -> Result<(), &'static str>,
+    ) -> Result<Self, Error> {
+        let Some(hashing) = self.hashing.as_mut() else {
+            return Err(Error::InvalidConfig(format!(
+                "{what} applies to ring_hash and maglev policies only"
+            )));
+        };
+        f(Arc::make_mut(hashing)).map_err(|e| Error::InvalidConfig(e.into()))?;
+        Ok(self)
+    }
+
+    /// Whether bounded loads need the balancer-wide count of calls in flight.
+    pub(crate) fn counts_total_in_flight(&self) -> bool {
+        self.hashing.as_ref().is_some_and(|h| h.bound.is_some())
+    }
+
+    /// The hash of a request's key, for a hashing policy and a request that has the key.
+    #[inline]
+    pub(crate) fn request_hash<B>(&self, request: &http::Request<B>) -> Option<u64> {
+        self.hashing.as_ref()?.key.hash(request)
     }
 
     /// The PeakEWMA settings, if the policy tracks latency.
@@ -111,8 +278,20 @@ impl Default for Policy {
 }
 
 /// What a policy precomputes for one snapshot.
-#[derive(Debug)]
-pub(crate) enum Plan {
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    base: BasePlan,
+    /// The hash table, for a hashing policy.
+    table: Option<Table>,
+    /// Sum of the ready weights, for bounded loads.
+    weight_sum: u64,
+    /// Calls in flight on the whole balancer, for bounded loads.
+    in_flight: Option<Arc<AtomicU64>>,
+}
+
+#[derive(Debug, Default)]
+enum BasePlan {
+    #[default]
     None,
     Schedule(round_robin::Schedule),
     Cumulative(weighted_random::Cumulative),
@@ -120,15 +299,29 @@ pub(crate) enum Plan {
 
 impl Plan {
     /// Precomputes for the ready endpoints of a new snapshot (nothing, for p2c and
-    /// least-loaded, which read live load at pick time).
-    pub(crate) fn build<T>(policy: &Policy, ready: &[ReadyEndpoint<T>]) -> Self {
+    /// least-loaded, which read live load at pick time). `in_flight`: the balancer-wide
+    /// count, when the policy has bounded loads.
+    pub(crate) fn build<T>(
+        policy: &Policy,
+        ready: &[ReadyEndpoint<T>],
+        in_flight: Option<Arc<AtomicU64>>,
+    ) -> Self {
         let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
-        match policy.kind {
-            Kind::RoundRobin => Plan::Schedule(round_robin::Schedule::build(&weights())),
+        let base = match policy.kind {
+            Kind::RoundRobin => BasePlan::Schedule(round_robin::Schedule::build(&weights())),
             Kind::WeightedRandom => {
-                Plan::Cumulative(weighted_random::Cumulative::build(&weights()))
+                BasePlan::Cumulative(weighted_random::Cumulative::build(&weights()))
             }
-            Kind::P2c(_) | Kind::LeastLoaded => Plan::None,
+            Kind::P2c(_) | Kind::LeastLoaded => BasePlan::None,
+        };
+        Plan {
+            base,
+            table: policy
+                .hashing
+                .as_ref()
+                .map(|h| Table::build(h.table, ready)),
+            weight_sum: ready.iter().map(|e| u64::from(e.weight)).sum(),
+            in_flight,
         }
     }
 }
@@ -152,25 +345,41 @@ impl<R: rand::SeedableRng> PickState<R> {
 }
 
 /// Picks an endpoint of the snapshot. `now` is `now_ns()` when the policy tracks latency.
-/// `avoid`: an endpoint that just refused the request unsent, passed over unless it is the
-/// only one ready. `None` only when no endpoint is ready.
+/// `hash`: the request's key hash, for a hashing policy. `avoid`: an endpoint that just
+/// refused the request unsent, passed over unless it is the only one ready. `None` only when
+/// no endpoint is ready.
 #[inline]
 pub(crate) fn pick<T: Channel, R: RngCore>(
     set: &ReadySet<T>,
     policy: &Policy,
     now: u64,
+    hash: Option<u64>,
     avoid: Option<&EndpointState>,
     state: &mut PickState<R>,
 ) -> Option<usize> {
     let endpoints = &set.ready;
-    let i = match (&policy.kind, &set.plan) {
+    let plan = &set.plan;
+    if let (Some(hash), Some(table), Some(hashing)) = (hash, &plan.table, &policy.hashing) {
+        let bound = match (hashing.bound, &plan.in_flight) {
+            (Some(epsilon), Some(in_flight)) => Some(Bound {
+                epsilon,
+                in_flight,
+                weight_sum: plan.weight_sum,
+            }),
+            _ => None,
+        };
+        return consistent::pick(endpoints, table, hash, bound.as_ref(), avoid);
+    }
+    let i = match (&policy.kind, &plan.base) {
         (Kind::P2c(metric), _) => return p2c::pick(endpoints, metric, now, avoid, &mut state.rng),
         (Kind::LeastLoaded, _) => return least_loaded::pick(endpoints, avoid, &mut state.rng),
-        (Kind::RoundRobin, Plan::Schedule(schedule)) => {
+        (Kind::RoundRobin, BasePlan::Schedule(schedule)) => {
             state.cursor = state.cursor.wrapping_add(1);
             schedule.at(state.cursor)?
         }
-        (Kind::WeightedRandom, Plan::Cumulative(cumulative)) => cumulative.pick(&mut state.rng)?,
+        (Kind::WeightedRandom, BasePlan::Cumulative(cumulative)) => {
+            cumulative.pick(&mut state.rng)?
+        }
         // A snapshot built for another policy cannot happen; pick uniformly rather than fail.
         _ => index(&mut state.rng, endpoints.len().max(1)),
     };

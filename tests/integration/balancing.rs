@@ -39,7 +39,7 @@ async fn traffic_spreads_over_every_ready_endpoint() {
     }
     for policy in [Policy::p2c_in_flight(), Policy::default()] {
         let balancer = builder()
-            .policy(policy)
+            .policy(policy.clone())
             .build(fixed(servers.iter().map(endpoint)))
             .unwrap();
         wait_ready(&balancer, 3).await;

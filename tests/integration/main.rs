@@ -9,6 +9,7 @@ mod balancing;
 mod drain;
 mod fail_fast;
 mod failover;
+mod hashing;
 mod policies;
 mod shutdown;
 mod tiers;

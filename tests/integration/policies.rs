@@ -47,7 +47,7 @@ async fn least_loaded_and_p2c_use_every_endpoint() {
     // (PeakEWMA is left out: with calls one at a time it rightly prefers whichever endpoint
     // answered fastest so far; `balancing.rs` checks it under concurrency.)
     for policy in [Policy::least_loaded(), Policy::p2c_in_flight()] {
-        let counts = shares(policy, &[1, 1, 1], 300).await;
+        let counts = shares(policy.clone(), &[1, 1, 1], 300).await;
         // Sequential calls leave every endpoint at 0 in flight: ties spread at random.
         assert!(counts.iter().all(|&c| c >= 50), "{policy:?}: {counts:?}");
     }
