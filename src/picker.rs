@@ -1,0 +1,207 @@
+//! A policy outside a balancer: the same pick code over a fixed set of weighted endpoints,
+//! with the caller keeping time and counting calls. For simulations, property tests and
+//! dispatchers of one's own.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+
+use crate::discover::Key;
+use crate::endpoint::EndpointState;
+use crate::error::{Error, Unready};
+use crate::policy::{self, PickState, Plan, Policy};
+use crate::ready_set::{ReadyEndpoint, ReadySet};
+use crate::transport::{Channel, SendError};
+
+/// Picks among a fixed set of weighted endpoints with exactly the code a
+/// [`Balancer`](crate::Balancer) runs per call, without connections.
+///
+/// Endpoints are kept in key order (as in a balancer), so a hashing policy maps a key to the
+/// same endpoint here as in a balancer over the same keys and weights. Load-aware policies see
+/// the calls the caller reports with [`begin`](Self::begin) and [`end`](Self::end); time is
+/// the caller's (`now`, from any origin), so a simulation can run on a virtual clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_lb::{HashKey, Picker, Policy, discover::Key};
+///
+/// let endpoints = (0..4).map(|i| (Key::from(format!("backend-{i}")), 1));
+/// let mut picker = Picker::new(Policy::p2c_in_flight(), endpoints, 7)?;
+/// let i = picker.pick(None, Duration::ZERO).unwrap();
+/// picker.begin(i);
+/// assert_eq!(picker.in_flight(i), 1);
+/// picker.end(i, Duration::from_millis(3), Duration::from_millis(3));
+///
+/// let mut sticky = Picker::new(Policy::maglev(HashKey::path()), [(Key::from("a"), 1), (Key::from("b"), 1)], 7)?;
+/// let h = tower_lb::hash_bytes(b"user-42");
+/// assert_eq!(sticky.pick(Some(h), Duration::ZERO), sticky.pick(Some(h), Duration::ZERO));
+/// # Ok::<(), tower_lb::Error>(())
+/// ```
+pub struct Picker {
+    set: ReadySet<Idle>,
+    policy: Policy,
+    state: PickState<SmallRng>,
+}
+
+impl Picker {
+    /// A picker over `(key, weight)` pairs; `seed` makes the random choices repeatable.
+    ///
+    /// Fails for a weight of 0 and for a key given twice.
+    pub fn new(
+        policy: Policy,
+        endpoints: impl IntoIterator<Item = (Key, u32)>,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        let mut endpoints: Vec<(Key, u32)> = endpoints.into_iter().collect();
+        endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = endpoints.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::InvalidEndpoint(format!(
+                "key {} given twice",
+                w[0].0
+            )));
+        }
+        if let Some((key, _)) = endpoints.iter().find(|(_, w)| *w == 0) {
+            return Err(Error::InvalidEndpoint(format!(
+                "{key}: weight 0 (weights run from 1 to {})",
+                u32::MAX
+            )));
+        }
+        let in_flight = policy
+            .counts_total_in_flight()
+            .then(|| Arc::new(AtomicU64::new(0)));
+        let initial_rtt = policy.peak_ewma().unwrap_or_default().initial_rtt();
+        let unaddressed = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let ready: Box<[_]> = endpoints
+            .into_iter()
+            .map(|(key, weight)| ReadyEndpoint {
+                channel: Idle,
+                state: Arc::new(EndpointState::new(
+                    key,
+                    unaddressed,
+                    initial_rtt,
+                    in_flight.clone(),
+                )),
+                weight,
+            })
+            .collect();
+        let plan = Plan::build(&policy, &ready, in_flight);
+        let mut set = ReadySet::empty(Unready::NoEndpointsDiscovered);
+        set.ready = ready;
+        set.plan = plan;
+        Ok(Picker {
+            set,
+            policy,
+            state: PickState::new(seed),
+        })
+    }
+
+    /// Number of endpoints.
+    pub fn len(&self) -> usize {
+        self.set.ready.len()
+    }
+
+    /// Whether there are no endpoints (every pick is then `None`).
+    pub fn is_empty(&self) -> bool {
+        self.set.ready.is_empty()
+    }
+
+    /// The key of endpoint `i` (endpoints are in key order).
+    pub fn key(&self, i: usize) -> Option<&Key> {
+        self.set.ready.get(i).map(|e| &e.state.key)
+    }
+
+    /// Picks an endpoint for a request whose key hashes to `hash` (`None`: no key, or a policy
+    /// that does not hash). `now` is the caller's clock, read by PeakEWMA. `None` only when
+    /// there are no endpoints.
+    pub fn pick(&mut self, hash: Option<u64>, now: Duration) -> Option<usize> {
+        policy::pick(
+            &self.set,
+            &self.policy,
+            clock(now),
+            hash,
+            None,
+            &mut self.state,
+        )
+    }
+
+    /// Picks for a request, taking its key as the policy says.
+    pub fn pick_request<B>(&mut self, request: &http::Request<B>, now: Duration) -> Option<usize> {
+        let hash = self.policy.request_hash(request);
+        self.pick(hash, now)
+    }
+
+    /// A call started on endpoint `i`.
+    pub fn begin(&self, i: usize) {
+        if let Some(e) = self.set.ready.get(i) {
+            e.state.load.start();
+            if let Some(total) = &e.state.total_in_flight {
+                total.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// A call on endpoint `i` ended at `now`, after `latency` (a PeakEWMA sample).
+    pub fn end(&self, i: usize, latency: Duration, now: Duration) {
+        let Some(e) = self.set.ready.get(i) else {
+            return;
+        };
+        if e.state.load.in_flight() == 0 {
+            return;
+        }
+        e.state.load.end();
+        if let Some(total) = &e.state.total_in_flight {
+            total.fetch_sub(1, Relaxed);
+        }
+        if let Some(config) = self.policy.peak_ewma() {
+            let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+            e.state
+                .load
+                .record_rtt(sample, clock(now), config.decay_ns());
+        }
+    }
+
+    /// Calls in flight on endpoint `i`.
+    pub fn in_flight(&self, i: usize) -> u32 {
+        self.set
+            .ready
+            .get(i)
+            .map_or(0, |e| e.state.load.in_flight())
+    }
+}
+
+impl std::fmt::Debug for Picker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picker")
+            .field("endpoints", &self.len())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Nanoseconds on the caller's clock; never 0, which means "latency not tracked".
+fn clock(now: Duration) -> u64 {
+    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A channel that is always ready and never sends: the picker only picks.
+#[derive(Clone)]
+struct Idle;
+
+impl Channel for Idle {
+    type RequestBody = ();
+    type ResponseBody = tonic::body::Body;
+    type Future = std::future::Ready<Result<http::Response<tonic::body::Body>, SendError<()>>>;
+
+    fn is_ready(&self) -> bool {
+        true
+    }
+
+    fn send(&mut self, _request: http::Request<()>) -> Self::Future {
+        std::future::ready(Err(SendError::Failed(
+            "a Picker's endpoints have no connection".into(),
+        )))
+    }
+}
