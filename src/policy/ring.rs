@@ -37,15 +37,8 @@ impl Ring {
         min_size: u64,
         max_size: u64,
     ) -> Ring {
-        let total: f64 = endpoints
-            .clone()
-            .map(|(_, w)| f64::from(w))
-            .sum::<f64>()
-            .max(1.0);
-        let mut per_weight = (min_size as f64 / total).log2().ceil().exp2();
-        if per_weight * total > max_size as f64 {
-            per_weight = (max_size as f64 / total).log2().floor().exp2();
-        }
+        let total: f64 = endpoints.clone().map(|(_, w)| f64::from(w)).sum();
+        let per_weight = points_per_weight(total, min_size, max_size);
         let mut points: Vec<(u64, u32)> = Vec::new();
         let mut name = String::new();
         for (index, (key, weight)) in endpoints.enumerate() {
@@ -102,6 +95,19 @@ impl Ring {
     #[inline]
     pub(crate) fn owner(&self, position: usize) -> usize {
         self.owners[position] as usize
+    }
+}
+
+/// Points per unit of weight: the power of two that makes `total` weight between `min_size`
+/// and `2 × min_size` points, lowered if that passes `max_size`. A pure function of the set,
+/// so every client with the same endpoints builds the same ring.
+fn points_per_weight(total: f64, min_size: u64, max_size: u64) -> f64 {
+    let total = total.max(1.0);
+    let per_weight = (min_size as f64 / total).log2().ceil().exp2();
+    if per_weight * total > max_size as f64 {
+        (max_size as f64 / total).log2().floor().exp2()
+    } else {
+        per_weight
     }
 }
 
@@ -169,5 +175,71 @@ mod tests {
         let r = ring(&names, &[u32::MAX]);
         assert!((1024..=2048).contains(&r.len()), "{}", r.len());
         assert_eq!(r.owner(r.position(42)), 0);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        fn build(set: &BTreeMap<u16, u32>) -> (Ring, Vec<u16>) {
+            let names: Vec<String> = set.keys().map(|k| format!("ep-{k}")).collect();
+            let ring = Ring::build(
+                names.iter().map(String::as_str).zip(set.values().copied()),
+                MIN_RING_SIZE,
+                MAX_RING_SIZE,
+            );
+            (ring, set.keys().copied().collect())
+        }
+
+        fn total(set: &BTreeMap<u16, u32>) -> f64 {
+            set.values().map(|&w| f64::from(w)).sum()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+            /// After any insert, remove or weight change, a key changes endpoint only if the
+            /// endpoint it left or the one it went to is the one that changed — as long as the
+            /// ring's points per weight stayed the same (they change only when the total weight
+            /// crosses a power of two).
+            #[test]
+            fn keys_move_only_to_or_from_the_changed_endpoint(
+                initial in proptest::collection::btree_map(0u16..64, 1u32..=8, 1..24),
+                changes in proptest::collection::vec((0u16..64, 0u32..=8), 1..12),
+                keys in proptest::collection::vec(any::<u64>(), 200),
+            ) {
+                let mut set = initial;
+                for (id, weight) in changes {
+                    let before = set.clone();
+                    // Weight 0 stands for a removal (never removing the last endpoint).
+                    if weight == 0 && set.len() > 1 { set.remove(&id); } else if weight > 0 { set.insert(id, weight); }
+                    let same_scale = points_per_weight(total(&before), MIN_RING_SIZE, MAX_RING_SIZE)
+                        == points_per_weight(total(&set), MIN_RING_SIZE, MAX_RING_SIZE);
+                    let (old, old_ids) = build(&before);
+                    let (new, new_ids) = build(&set);
+                    for &k in &keys {
+                        let was = old_ids[old.owner(old.position(k))];
+                        let now = new_ids[new.owner(new.position(k))];
+                        prop_assert!(set.contains_key(&now));
+                        if same_scale && was != now {
+                            prop_assert!(was == id || now == id, "key {k:x} moved {was} -> {now}, change on {id}");
+                        }
+                    }
+                }
+            }
+
+            /// No panic and a valid owner for any weights, including extremes, and any hash.
+            #[test]
+            fn any_weights_give_a_valid_ring(
+                weights in proptest::collection::vec(prop_oneof![Just(1u32), Just(u32::MAX), 1u32..1000], 1..40),
+                hash in any::<u64>(),
+            ) {
+                let set: BTreeMap<u16, u32> = weights.iter().enumerate().map(|(i, &w)| (i as u16, w)).collect();
+                let (ring, ids) = build(&set);
+                prop_assert!(ring.len() >= ids.len());
+                prop_assert!(ring.len() as u64 <= MAX_RING_SIZE + ids.len() as u64);
+                prop_assert!(ring.owner(ring.position(hash)) < ids.len());
+            }
+        }
     }
 }
