@@ -53,6 +53,7 @@ mod picker;
 mod policy;
 mod ready_set;
 mod registry;
+mod router;
 pub mod transport;
 
 pub use balancer::Balancer;
@@ -65,3 +66,4 @@ pub use future::{CallResult, ResponseFuture};
 pub use layer::BalanceLayer;
 pub use picker::Picker;
 pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
+pub use router::Router;

@@ -11,6 +11,7 @@ mod fail_fast;
 mod failover;
 mod hashing;
 mod policies;
+mod routing;
 mod shutdown;
 mod tiers;
 mod unsent;
