@@ -75,7 +75,7 @@ impl<S> Router<S> {
         self.services.push(service);
         let mut prefixes = self.prefixes.to_vec();
         prefixes.push((prefix.into(), self.services.len() - 1));
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         self.prefixes = prefixes.into();
         Ok(self)
     }
