@@ -36,8 +36,8 @@ use crate::transport::{Channel, Http2Channel};
 pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     /// A handle of this clone's own: calls in flight hold a reference to it, so clones
     /// running on different cores never bump the same reference count.
-    shared: Handle<T>,
-    pick: PickState<SmallRng>,
+    pub(crate) shared: Handle<T>,
+    pub(crate) pick: PickState<SmallRng>,
 }
 
 impl Balancer {

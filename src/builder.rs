@@ -11,6 +11,7 @@ use crate::discover::Change;
 use crate::endpoint::Backoff;
 use crate::error::{BoxError, Error, Unready};
 use crate::layer::BalanceLayer;
+use crate::layer4::{TcpBalancer, TcpProbe};
 use crate::policy::Policy;
 use crate::ready_set::{CallConfig, Shared};
 use crate::registry::Registry;
@@ -116,6 +117,19 @@ impl Builder {
         let (registry, events) = Registry::new(connector, self.policy.clone(), self.backoff);
         runtime.spawn(registry.run(events, discovery, Arc::downgrade(&shared), stop_rx));
         Ok(Balancer::from_shared(shared))
+    }
+
+    /// Builds a layer 4 balancer: a [`tower::Service<http::Uri>`] that opens a TCP connection
+    /// to an endpoint picked by the policy (see [`TcpBalancer`]). Endpoints join after a TCP
+    /// connect probe; `unsent_retries` bounds how many endpoints one call dials.
+    pub fn build_tcp<D, E>(self, discovery: D) -> Result<TcpBalancer, Error>
+    where
+        D: Stream<Item = Result<Change, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let connect_timeout = crate::transport::DEFAULT_CONNECT_TIMEOUT;
+        let inner = self.build_with(TcpProbe { connect_timeout }, discovery)?;
+        Ok(TcpBalancer::new(inner, connect_timeout))
     }
 
     /// The [`tower::Layer`] form: wraps a [`Connector`] into a balancer over a clone of

@@ -59,6 +59,16 @@ impl InFlight {
         }
     }
 
+    /// A layer 4 connection was established: the connect time is the latency sample.
+    pub(crate) fn on_connected(&mut self) {
+        if self.start_ns != 0 {
+            let now = now_ns();
+            self.state
+                .load
+                .record_rtt(now.saturating_sub(self.start_ns), now, self.decay_ns);
+        }
+    }
+
     /// Trailers arrived.
     #[inline]
     pub(crate) fn on_trailers(&mut self, trailers: &HeaderMap) {

@@ -52,7 +52,7 @@ impl<B> Clone for Http2Connector<B> {
 impl<B> Default for Http2Connector<B> {
     fn default() -> Self {
         Http2Connector {
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: super::DEFAULT_CONNECT_TIMEOUT,
             keep_alive_interval: Some(Duration::from_secs(20)),
             keep_alive_timeout: Duration::from_secs(10),
             _body: PhantomData,

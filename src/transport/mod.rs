@@ -12,11 +12,15 @@ pub use in_process::{ServiceChannel, ServiceConnector, ServiceFuture};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::discover::Endpoint;
 use crate::error::BoxError;
+
+/// How long a dial may take before it counts as failed.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle to one live connection, as the request path uses it: cheap to clone, checked for
 /// readiness without blocking, and able to hand a request back unsent.

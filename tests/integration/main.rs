@@ -10,6 +10,7 @@ mod drain;
 mod fail_fast;
 mod failover;
 mod hashing;
+mod layer4;
 mod policies;
 mod routing;
 mod shutdown;
