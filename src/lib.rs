@@ -36,6 +36,16 @@
 //! that says why (nothing discovered, or all endpoints unreachable, with the last connection
 //! error). A request a connection hands back unsent is picked again onto another endpoint.
 //! An endpoint removed by discovery takes no new calls; its in-flight calls finish.
+//!
+//! ## Policies, tiers and routing
+//!
+//! [`Policy`] explains each algorithm and its trade-off: p2c (PeakEWMA or in-flight),
+//! least-loaded, smooth weighted round robin, weighted random, and consistent hashing on a
+//! request [`HashKey`] — ring hash, Maglev, and bounded loads on either. Every policy respects
+//! endpoint weights. Endpoints also carry a [priority](discover::Endpoint::with_priority): calls
+//! go to the best tier with a ready endpoint. [`Router`] sends requests to different balancers
+//! by gRPC service or method; [`TcpBalancer`] balances TCP connections for other protocols;
+//! [`Picker`] runs a policy outside a balancer, for simulations and dispatchers of your own.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
