@@ -10,7 +10,12 @@
 //!   flight on it finish, and its connection closes after the last of them.
 //! * An `Err` item is logged (`tracing` warning) and the stream is polled again: a resolver
 //!   that fails keeps the last good set. A stream that ends keeps the last set for good.
+//!
+//! [`dns`] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
+//! sends only what changed.
 
+#[cfg(feature = "dns")]
+pub mod dns;
 mod endpoint;
 mod static_list;
 

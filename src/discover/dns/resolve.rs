@@ -1,0 +1,314 @@
+//! One resolution against hickory's resolver: the SRV or host query, the target lookups, and
+//! the resolver's errors sorted into what the stream does with them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::net::{DnsError as HickoryDnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::rdata::SRV;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
+
+use super::candidates::Candidate;
+use super::error::DnsErrorKind;
+use super::host::{self, Host};
+use super::srv;
+
+/// Target lookups of one SRV answer run this many at a time.
+const TARGET_LOOKUPS_AT_ONCE: usize = 8;
+
+/// What one stream resolves.
+#[derive(Debug, Clone)]
+pub(crate) enum Query {
+    /// The SRV records of this name.
+    Srv(Name),
+    /// The A and AAAA records of a host, at a port.
+    Host(Host, u16),
+}
+
+/// The addresses of SRV targets, kept from the last good answer so that a target whose own
+/// lookup fails keeps its addresses.
+pub(crate) type TargetAddresses = HashMap<Name, Vec<IpAddr>>;
+
+/// What a resolution found.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Candidates (maybe none usable) and the smallest TTL of the records used.
+    Found {
+        candidates: Vec<Candidate>,
+        ttl: Option<Duration>,
+    },
+    /// `NXDOMAIN`, no records, or no usable record.
+    Empty { detail: String },
+    /// The resolution failed; nothing is known.
+    Failed { kind: DnsErrorKind, detail: String },
+}
+
+/// A resolution's outcome and, for an SRV answer, the target addresses to remember.
+#[derive(Debug)]
+pub(crate) struct Round {
+    pub(crate) outcome: Outcome,
+    pub(crate) targets: Option<TargetAddresses>,
+}
+
+/// A resolver error as the stream sees it.
+enum Failure {
+    NotFound(String),
+    Failed(DnsErrorKind, String),
+}
+
+fn classify(e: &NetError) -> Failure {
+    let kind = match e {
+        NetError::Dns(HickoryDnsError::NoRecordsFound(no)) => {
+            return Failure::NotFound(match no.response_code {
+                ResponseCode::NXDomain => "NXDOMAIN".to_owned(),
+                _ => "no records".to_owned(),
+            });
+        }
+        NetError::Timeout => DnsErrorKind::Timeout,
+        NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::Refused)) => {
+            DnsErrorKind::Refused
+        }
+        NetError::Dns(HickoryDnsError::ResponseCode(_)) => DnsErrorKind::ServerFailure,
+        NetError::Truncated => DnsErrorKind::Truncated,
+        NetError::Io(_) | NetError::NoConnections => DnsErrorKind::Unreachable,
+        NetError::Proto(_) => DnsErrorKind::Malformed,
+        _ => DnsErrorKind::Other,
+    };
+    Failure::Failed(kind, e.to_string())
+}
+
+/// The smallest TTL of these records, if any.
+fn min_ttl<'a>(records: impl IntoIterator<Item = &'a Record>) -> Option<u32> {
+    records.into_iter().map(|r| r.ttl).min()
+}
+
+fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A resolver bound to one query.
+pub(crate) struct Resolver {
+    resolver: TokioResolver,
+    query: Query,
+    max_endpoints: usize,
+}
+
+impl Resolver {
+    pub(crate) fn new(resolver: TokioResolver, query: Query, max_endpoints: usize) -> Self {
+        Resolver {
+            resolver,
+            query,
+            max_endpoints,
+        }
+    }
+
+    /// The name as the user gave it, for logs and errors.
+    pub(crate) fn display_name(&self) -> String {
+        match &self.query {
+            Query::Srv(name) => name.to_string(),
+            Query::Host(Host::Name(name), port) => format!("{name}:{port}"),
+            Query::Host(Host::Ip(ip), port) => std::net::SocketAddr::new(*ip, *port).to_string(),
+        }
+    }
+
+    /// Resolves once, from the name servers (not the resolver's cache).
+    pub(crate) async fn resolve(self: Arc<Self>, known: TargetAddresses) -> Round {
+        // This stream keeps the answer for its TTL itself; the resolver's cache would only
+        // hand back a stale copy when the stream re-resolves early (jitter, refresh).
+        self.resolver.clear_cache();
+        match &self.query {
+            Query::Host(Host::Ip(ip), port) => Round {
+                outcome: Outcome::Found {
+                    candidates: host::candidates(&[*ip], *port),
+                    ttl: None,
+                },
+                targets: None,
+            },
+            Query::Host(Host::Name(name), port) => {
+                let outcome = match self.addresses(name).await {
+                    Ok((ips, ttl)) => Outcome::Found {
+                        candidates: host::candidates(&ips, *port),
+                        ttl: ttl.map(secs),
+                    },
+                    Err(Failure::NotFound(detail)) => Outcome::Empty { detail },
+                    Err(Failure::Failed(kind, detail)) => Outcome::Failed { kind, detail },
+                };
+                Round {
+                    outcome,
+                    targets: None,
+                }
+            }
+            Query::Srv(name) => self.resolve_srv(name, known).await,
+        }
+    }
+
+    async fn resolve_srv(&self, name: &Name, known: TargetAddresses) -> Round {
+        let failed = |failure| Round {
+            outcome: match failure {
+                Failure::NotFound(detail) => Outcome::Empty { detail },
+                Failure::Failed(kind, detail) => Outcome::Failed { kind, detail },
+            },
+            targets: None,
+        };
+        let lookup = match self.resolver.lookup(name.clone(), RecordType::SRV).await {
+            Ok(lookup) => lookup,
+            Err(e) => return failed(classify(&e)),
+        };
+        let mut ttl = min_ttl(lookup.answers());
+        let mut records: Vec<SRV> = Vec::new();
+        let mut unusable = 0usize;
+        for record in lookup.answers() {
+            if let RData::SRV(srv) = &record.data {
+                match srv::unusable(srv) {
+                    None => records.push(srv.clone()),
+                    Some(why) => {
+                        // One warning per answer, however many records are bad.
+                        if unusable == 0 {
+                            tracing::warn!(name = %name, target = %srv.target, port = srv.port, reason = why, "SRV record skipped (first of this answer)");
+                        }
+                        unusable += 1;
+                    }
+                }
+            }
+        }
+        if unusable > 1 {
+            tracing::warn!(name = %name, skipped = unusable, "SRV records skipped in this answer");
+        }
+        if records.is_empty() {
+            let detail = if unusable > 0 {
+                format!("{unusable} SRV record(s), none usable")
+            } else {
+                "no SRV records".to_owned()
+            };
+            return failed(Failure::NotFound(detail));
+        }
+
+        // The best ranked targets first, at most as many as endpoints may be kept.
+        records.sort_by(|a, b| {
+            (a.priority, std::cmp::Reverse(a.weight)).cmp(&(b.priority, std::cmp::Reverse(b.weight)))
+        });
+        let mut targets: Vec<Name> = Vec::new();
+        for srv in &records {
+            if !targets.contains(&srv.target) {
+                targets.push(srv.target.clone());
+            }
+            if targets.len() >= self.max_endpoints {
+                break;
+            }
+        }
+        if records.len() > self.max_endpoints {
+            tracing::warn!(name = %name, records = records.len(), max = self.max_endpoints, "more SRV records than the endpoint cap; resolving the best ranked targets only");
+        }
+
+        // Addresses the server sent along in the additional section.
+        let mut addresses: TargetAddresses = HashMap::new();
+        for record in lookup.additionals() {
+            if let Some(ip) = record.data.ip_addr() {
+                if targets.contains(&record.name) {
+                    addresses.entry(record.name.clone()).or_default().push(ip);
+                    ttl = min_opt(ttl, Some(record.ttl));
+                }
+            }
+        }
+
+        // The others are looked up, a few at a time.
+        let missing: Vec<Name> = targets
+            .iter()
+            .filter(|t| !addresses.contains_key(*t))
+            .cloned()
+            .collect();
+        let mut lookups = futures_util::stream::iter(missing)
+            .map(|target| async move {
+                let result = self.addresses(&target).await;
+                (target, result)
+            })
+            .buffer_unordered(TARGET_LOOKUPS_AT_ONCE);
+        // One warning per kind of trouble per answer (the first target as the example), so a
+        // hostile answer cannot flood the log.
+        let (mut unresolved, mut kept, mut skipped) = (0usize, 0usize, 0usize);
+        while let Some((target, result)) = lookups.next().await {
+            match result {
+                Ok((ips, target_ttl)) => {
+                    ttl = min_opt(ttl, target_ttl);
+                    addresses.insert(target, ips);
+                }
+                Err(Failure::NotFound(detail)) => {
+                    if unresolved == 0 {
+                        tracing::warn!(name = %name, target = %target, %detail, "SRV target does not resolve; skipped");
+                    }
+                    unresolved += 1;
+                }
+                Err(Failure::Failed(kind, detail)) => match known.get(&target) {
+                    Some(ips) => {
+                        if kept == 0 {
+                            tracing::warn!(name = %name, target = %target, %kind, %detail, "SRV target lookup failed; keeping its last known addresses");
+                        }
+                        kept += 1;
+                        addresses.insert(target, ips.clone());
+                    }
+                    None => {
+                        if skipped == 0 {
+                            tracing::warn!(name = %name, target = %target, %kind, %detail, "SRV target lookup failed and it has no known addresses; skipped for now");
+                        }
+                        skipped += 1;
+                    }
+                },
+            }
+        }
+        if unresolved + kept + skipped > 1 {
+            tracing::warn!(name = %name, unresolved, kept_last_known = kept, skipped_failed = skipped, "SRV targets with trouble in this answer");
+        }
+        drop(lookups);
+        let candidates = srv::candidates(&records, &addresses);
+        Round {
+            outcome: Outcome::Found {
+                candidates,
+                ttl: ttl.map(secs),
+            },
+            targets: Some(addresses),
+        }
+    }
+
+    /// The A and AAAA addresses of a name, with the smallest TTL of the records. One of the two
+    /// may be missing; a failure of either is a failure (a partial answer must not drop the
+    /// other family's endpoints).
+    async fn addresses(&self, name: &Name) -> Result<(Vec<IpAddr>, Option<u32>), Failure> {
+        let (v4, v6) = futures_util::future::join(
+            self.resolver.lookup(name.clone(), RecordType::A),
+            self.resolver.lookup(name.clone(), RecordType::AAAA),
+        )
+        .await;
+        let mut ips = Vec::new();
+        let mut ttl = None;
+        let mut not_found = Vec::new();
+        for result in [v4, v6] {
+            match result {
+                Ok(lookup) => {
+                    ttl = min_opt(ttl, min_ttl(lookup.answers()));
+                    ips.extend(lookup.answers().iter().filter_map(|r| r.data.ip_addr()));
+                }
+                Err(e) => match classify(&e) {
+                    Failure::NotFound(detail) => not_found.push(detail),
+                    failed @ Failure::Failed(..) => return Err(failed),
+                },
+            }
+        }
+        if ips.is_empty() {
+            let detail = not_found.first().cloned().unwrap_or_else(|| "no addresses".into());
+            return Err(Failure::NotFound(detail));
+        }
+        Ok((ips, ttl))
+    }
+}
+
+fn secs(ttl: u32) -> Duration {
+    Duration::from_secs(u64::from(ttl))
+}
