@@ -53,8 +53,14 @@ mod tests {
         assert_eq!(
             changes,
             vec![
-                Change::Insert(Key::from("10.0.0.2:80"), new[&Key::from("10.0.0.2:80")].clone()),
-                Change::Insert(Key::from("10.0.0.4:80"), new[&Key::from("10.0.0.4:80")].clone()),
+                Change::Insert(
+                    Key::from("10.0.0.2:80"),
+                    new[&Key::from("10.0.0.2:80")].clone()
+                ),
+                Change::Insert(
+                    Key::from("10.0.0.4:80"),
+                    new[&Key::from("10.0.0.4:80")].clone()
+                ),
                 Change::Remove(Key::from("10.0.0.3:80")),
             ]
         );

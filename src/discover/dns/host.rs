@@ -50,7 +50,9 @@ pub(crate) fn parse_host_port(input: &str) -> Result<(Host, u16), Error> {
         .parse()
         .map_err(|_| invalid("the port must be a number from 1 to 65535"))?;
     if port == 0 {
-        return Err(Error::InvalidEndpoint(format!("DNS host {input:?}: port 0")));
+        return Err(Error::InvalidEndpoint(format!(
+            "DNS host {input:?}: port 0"
+        )));
     }
     Ok((host, port))
 }

@@ -193,7 +193,8 @@ impl Resolver {
 
         // The best ranked targets first, at most as many as endpoints may be kept.
         records.sort_by(|a, b| {
-            (a.priority, std::cmp::Reverse(a.weight)).cmp(&(b.priority, std::cmp::Reverse(b.weight)))
+            (a.priority, std::cmp::Reverse(a.weight))
+                .cmp(&(b.priority, std::cmp::Reverse(b.weight)))
         });
         let mut targets: Vec<Name> = Vec::new();
         for srv in &records {
@@ -302,7 +303,10 @@ impl Resolver {
             }
         }
         if ips.is_empty() {
-            let detail = not_found.first().cloned().unwrap_or_else(|| "no addresses".into());
+            let detail = not_found
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "no addresses".into());
             return Err(Failure::NotFound(detail));
         }
         Ok((ips, ttl))

@@ -33,7 +33,9 @@ impl Schedule {
     /// The TTL is clamped to the bounds, then shortened by up to 10 %, never below the lower
     /// bound: an answer is never used past its TTL.
     pub(crate) fn after_answer(&self, ttl: Option<Duration>, unit: f64) -> Duration {
-        let ttl = ttl.unwrap_or(self.max_ttl).clamp(self.min_ttl, self.max_ttl);
+        let ttl = ttl
+            .unwrap_or(self.max_ttl)
+            .clamp(self.min_ttl, self.max_ttl);
         let unit = if unit.is_finite() {
             unit.clamp(0.0, 1.0)
         } else {

@@ -157,7 +157,10 @@ impl DnsDiscovery {
             return;
         }
         let min_gap = self.tracker.schedule().min_ttl;
-        let earliest = self.last_start.map_or(now, |start| start + min_gap).max(now);
+        let earliest = self
+            .last_start
+            .map_or(now, |start| start + min_gap)
+            .max(now);
         self.next_at = Some(self.next_at.map_or(earliest, |at| at.min(earliest)));
     }
 }

@@ -238,7 +238,10 @@ mod tests {
         }
         assert_eq!(last, Duration::from_secs(30));
         let next = t.on_round(found(&["10.0.0.1:80"], 5), now, 0.0);
-        assert!(next.items.is_empty(), "recovery with the same answer changes nothing");
+        assert!(
+            next.items.is_empty(),
+            "recovery with the same answer changes nothing"
+        );
         assert_eq!(t.on_round(failed(), now, 0.5).wait, Duration::from_secs(1));
     }
 
@@ -248,7 +251,9 @@ mod tests {
         let start = Instant::now();
         t.on_round(found(&["10.0.0.1:80", "10.0.0.2:80"], 5), start, 0.0);
         let next = t.on_round(empty(), start, 0.5);
-        assert!(matches!(&next.items[..], [Err(e)] if e.kind() == DnsErrorKind::NotFound && e.kept() == 2));
+        assert!(
+            matches!(&next.items[..], [Err(e)] if e.kind() == DnsErrorKind::NotFound && e.kept() == 2)
+        );
         // Still within the grace period: kept, and the next look is no later than its end.
         let next = t.on_round(empty(), start + Duration::from_secs(9), 0.5);
         assert!(matches!(&next.items[..], [Err(_)]));
@@ -260,7 +265,10 @@ mod tests {
             0.0,
         );
         let later = start + Duration::from_secs(30);
-        assert!(matches!(&t.on_round(empty(), later, 0.5).items[..], [Err(_)]));
+        assert!(matches!(
+            &t.on_round(empty(), later, 0.5).items[..],
+            [Err(_)]
+        ));
         let next = t.on_round(empty(), later + Duration::from_secs(10), 0.5);
         assert_eq!(next.items.len(), 2);
         assert!(

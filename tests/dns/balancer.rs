@@ -1,0 +1,205 @@
+//! End to end: a balancer over SRV discovery from Knot drives real tonic servers. A record
+//! removed from DNS drains its server with no failed call; a DNS server that dies, or answers
+//! SERVFAIL, for the rest of the test loses no endpoint and no call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tower_lb::discover::dns::Dns;
+use tower_lb::{Backoff, Balancer};
+use tower_lb_testkit::TestServer;
+use tower_lb_testkit::pb::EchoRequest;
+use tower_lb_testkit::pb::echo_client::EchoClient;
+
+use crate::common::fast;
+use crate::knot::{Knot, Zone};
+
+const NAME: &str = "_grpc._tcp.echo.lb.test.";
+
+/// One SRV record per server, all on the target `host.echo` = 127.0.0.1.
+fn zone(servers: &[&TestServer]) -> Zone {
+    let mut zone = Zone::new().addr("host.echo", 1, "127.0.0.1");
+    for s in servers {
+        zone = zone.srv("_grpc._tcp.echo", 1, 0, 1, s.addr().port(), "host.echo");
+    }
+    zone
+}
+
+fn servers(n: usize) -> Vec<TestServer> {
+    (0..n)
+        .map(|i| TestServer::start(&format!("dns-{i}")).expect("start a test server"))
+        .collect()
+}
+
+fn balancer(knot: &Knot) -> Balancer {
+    Balancer::builder()
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_millis(20))
+                .max(Duration::from_millis(200)),
+        )
+        .build(fast(Dns::srv(NAME), knot.addr()).build().unwrap())
+        .unwrap()
+}
+
+async fn wait_ready(balancer: &Balancer, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while balancer.ready_len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "never {n} ready endpoints: {:?}",
+            balancer.endpoints()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Callers that call until stopped (bounded), counting successes and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<JoinHandle<Vec<String>>>,
+}
+
+fn load(balancer: &Balancer, callers: usize) -> Load {
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let tasks = (0..callers)
+        .map(|_| {
+            let mut client = EchoClient::new(balancer.clone());
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let request = EchoRequest {
+                        message: "hi".into(),
+                        stream_count: 0,
+                    };
+                    match client.unary(request).await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(status) => {
+                            errors.push(status.to_string());
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+                errors
+            })
+        })
+        .collect();
+    Load {
+        stop,
+        ok,
+        failed,
+        tasks,
+    }
+}
+
+impl Load {
+    /// Stops the callers and returns (successful calls, failure messages).
+    async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for task in self.tasks {
+            errors.extend(task.await.expect("caller task"));
+        }
+        assert_eq!(self.failed.load(Ordering::Relaxed), errors.len());
+        (self.ok.load(Ordering::Relaxed), errors)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_removed_from_dns_drains_its_server_without_failed_calls() {
+    let servers = servers(3);
+    for s in &servers {
+        s.set_delay(Duration::from_millis(150));
+    }
+    let all: Vec<&TestServer> = servers.iter().collect();
+    let Some(mut knot) = Knot::start(&zone(&all)) else {
+        return;
+    };
+    let balancer = balancer(&knot);
+    wait_ready(&balancer, 3).await;
+    let load = load(&balancer, 6);
+
+    // Let every server take calls, then take the third out of DNS while calls are on it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers.iter().any(|s| s.calls() == 0) || servers[2].in_flight() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "calls never reached every server"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    knot.set_zone(&zone(&all[..2]));
+    wait_ready(&balancer, 2).await;
+
+    // Its in-flight calls finish; then it gets nothing more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while servers[2].in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the removed server never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let drained_at = servers[2].calls();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (ok, errors) = load.finish().await;
+    assert!(errors.is_empty(), "failed calls: {errors:?}");
+    assert_eq!(
+        servers[2].calls(),
+        drained_at,
+        "the removed server got calls after it drained"
+    );
+    assert!(servers[0].calls() + servers[1].calls() > 0 && ok > 0);
+    assert_eq!(balancer.endpoints().len(), 2);
+}
+
+/// Samples the balancer for `time`: every endpoint stays discovered and ready.
+async fn hold_steady(balancer: &Balancer, n: usize, time: Duration) {
+    let end = Instant::now() + time;
+    while Instant::now() < end {
+        assert_eq!(balancer.endpoints().len(), n, "an endpoint was lost");
+        assert_eq!(balancer.ready_len(), n, "an endpoint stopped being ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_outage_loses_no_endpoint_and_no_call() {
+    let servers = servers(3);
+    let all: Vec<&TestServer> = servers.iter().collect();
+    let Some(mut knot) = Knot::start(&zone(&all)) else {
+        return;
+    };
+    let balancer = balancer(&knot);
+    wait_ready(&balancer, 3).await;
+    let load = load(&balancer, 4);
+
+    // The DNS server dies: several TTLs (1 s) and failed resolutions go by.
+    knot.kill();
+    hold_steady(&balancer, 3, Duration::from_secs(4)).await;
+    // It comes back answering SERVFAIL for the rest of the test.
+    knot.restart_servfail();
+    hold_steady(&balancer, 3, Duration::from_secs(3)).await;
+
+    let (ok, errors) = load.finish().await;
+    assert!(errors.is_empty(), "failed calls: {errors:?}");
+    assert!(ok > 0);
+    for s in &servers {
+        assert!(s.calls() > 0, "{} got no calls", s.name());
+    }
+    assert!(
+        knot.log().contains("failed"),
+        "knot did not fail to load the zone"
+    );
+}
