@@ -212,11 +212,11 @@ impl Resolver {
         // Addresses the server sent along in the additional section.
         let mut addresses: TargetAddresses = HashMap::new();
         for record in lookup.additionals() {
-            if let Some(ip) = record.data.ip_addr() {
-                if targets.contains(&record.name) {
-                    addresses.entry(record.name.clone()).or_default().push(ip);
-                    ttl = min_opt(ttl, Some(record.ttl));
-                }
+            if let Some(ip) = record.data.ip_addr()
+                && targets.contains(&record.name)
+            {
+                addresses.entry(record.name.clone()).or_default().push(ip);
+                ttl = min_opt(ttl, Some(record.ttl));
             }
         }
 
