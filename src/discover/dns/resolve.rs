@@ -212,11 +212,12 @@ impl Resolver {
         // Addresses the server sent along in the additional section.
         let mut addresses: TargetAddresses = HashMap::new();
         for record in lookup.additionals() {
-            if let Some(ip) = record.data.ip_addr()
-                && targets.contains(&record.name)
-            {
-                addresses.entry(record.name.clone()).or_default().push(ip);
-                ttl = min_opt(ttl, Some(record.ttl));
+            // (Nested, not a let chain: the crate's rust-version is 1.85.)
+            if let Some(ip) = record.data.ip_addr() {
+                if targets.contains(&record.name) {
+                    addresses.entry(record.name.clone()).or_default().push(ip);
+                    ttl = min_opt(ttl, Some(record.ttl));
+                }
             }
         }
 
