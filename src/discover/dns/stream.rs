@@ -199,3 +199,16 @@ impl Stream for DnsDiscovery {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_fits_the_balancer_and_the_refresher_travels() {
+        fn stream<T: Stream + Send + Unpin + 'static>() {}
+        fn handle<T: Clone + Send + Sync + 'static>() {}
+        stream::<DnsDiscovery>();
+        handle::<Refresher>();
+    }
+}
