@@ -33,12 +33,28 @@ use crate::transport::{Connector, Http2Connector};
 ///     .policy(Policy::p2c_in_flight())
 ///     .ready_timeout(Duration::ZERO);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
     policy: Policy,
     ready_timeout: Duration,
     unsent_retries: u32,
     backoff: Backoff,
+    on_all_unreachable: Option<OnAllUnreachable>,
+}
+
+/// A hook run by the control task when every discovered endpoint has failed to connect.
+pub(crate) type OnAllUnreachable = Arc<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("policy", &self.policy)
+            .field("ready_timeout", &self.ready_timeout)
+            .field("unsent_retries", &self.unsent_retries)
+            .field("backoff", &self.backoff)
+            .field("on_all_unreachable", &self.on_all_unreachable.is_some())
+            .finish()
+    }
 }
 
 impl Default for Builder {
@@ -48,6 +64,7 @@ impl Default for Builder {
             ready_timeout: Duration::from_secs(1),
             unsent_retries: 3,
             backoff: Backoff::default(),
+            on_all_unreachable: None,
         }
     }
 }
@@ -74,6 +91,26 @@ impl Builder {
     /// The reconnect backoff of every endpoint.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Runs `hook` while every discovered endpoint has failed to connect: once when that
+    /// happens, then again after each further failed attempt or discovery change. Made for asking discovery to look again at
+    /// once — the endpoints may have moved — with a hook that rate-limits itself, such as the
+    /// DNS stream's refresher.
+    ///
+    /// ```no_run
+    /// # fn example() -> Result<(), tower_lb::Error> {
+    /// use tower_lb::{Balancer, discover::dns::Dns};
+    /// let discovery = Dns::srv("_grpc._tcp.echo.default.svc.cluster.local.").build()?;
+    /// let refresher = discovery.refresher();
+    /// let balancer = Balancer::builder()
+    ///     .on_all_unreachable(move || refresher.refresh())
+    ///     .build(discovery)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_all_unreachable(mut self, hook: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_all_unreachable = Some(Arc::new(hook));
         self
     }
 
@@ -114,7 +151,12 @@ impl Builder {
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
-        let (registry, events) = Registry::new(connector, self.policy.clone(), self.backoff);
+        let (registry, events) = Registry::new(
+            connector,
+            self.policy.clone(),
+            self.backoff,
+            self.on_all_unreachable.clone(),
+        );
         runtime.spawn(registry.run(events, discovery, Arc::downgrade(&shared), stop_rx));
         Ok(Balancer::from_shared(shared))
     }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::builder::OnAllUnreachable;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::{Backoff, EndpointState, Event, spawn_connection};
 use crate::error::{BoxError, Unready};
@@ -53,6 +54,8 @@ pub(crate) struct Registry<C: Connector> {
     next_generation: u64,
     events_tx: mpsc::UnboundedSender<Event<C::Channel>>,
     last_error: Option<String>,
+    on_all_unreachable: Option<OnAllUnreachable>,
+    all_unreachable: bool,
 }
 
 impl<C: Connector> Registry<C> {
@@ -60,6 +63,7 @@ impl<C: Connector> Registry<C> {
         connector: C,
         policy: Policy,
         backoff: Backoff,
+        on_all_unreachable: Option<OnAllUnreachable>,
     ) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let registry = Registry {
@@ -74,6 +78,8 @@ impl<C: Connector> Registry<C> {
             next_generation: 0,
             events_tx,
             last_error: None,
+            on_all_unreachable,
+            all_unreachable: false,
         };
         (registry, events_rx)
     }
@@ -114,6 +120,13 @@ impl<C: Connector> Registry<C> {
                     break;
                 };
                 shared.publish(self.snapshot());
+                self.check_all_unreachable();
+            }
+            // While nothing can connect, every failed attempt (each wake-up) asks again.
+            if self.all_unreachable
+                && let Some(hook) = &self.on_all_unreachable
+            {
+                hook();
             }
         }
         tracing::debug!(
@@ -238,6 +251,23 @@ impl<C: Connector> Registry<C> {
                 _ => false,
             },
         }
+    }
+
+    /// Whether every discovered endpoint has failed its last connection attempt (checked with
+    /// each new snapshot; repeated failures of endpoints already down change nothing).
+    fn check_all_unreachable(&mut self) {
+        let all_failed = !self.entries.is_empty()
+            && self
+                .entries
+                .values()
+                .all(|e| e.channel.is_none() && e.last_error.is_some());
+        if all_failed && !self.all_unreachable {
+            tracing::warn!(
+                endpoints = self.entries.len(),
+                "every endpoint is unreachable"
+            );
+        }
+        self.all_unreachable = all_failed;
     }
 
     fn snapshot(&self) -> ReadySet<C::Channel> {

@@ -203,3 +203,62 @@ async fn a_dns_outage_loses_no_endpoint_and_no_call() {
         "knot did not fail to load the zone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_endpoint_fails_dns_is_asked_again_before_the_ttl() {
+    // The record points at a port nobody listens on, with a 30 s TTL.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let with_ttl = |port: u16| {
+        Zone::new().addr("host.echo", 30, "127.0.0.1").srv(
+            "_grpc._tcp.echo",
+            30,
+            0,
+            1,
+            port,
+            "host.echo",
+        )
+    };
+    let Some(mut knot) = Knot::start(&with_ttl(dead.port())) else {
+        return;
+    };
+    let discovery = fast(Dns::srv(NAME), knot.addr()).build().unwrap();
+    let refresher = discovery.refresher();
+    let balancer = Balancer::builder()
+        .backoff(
+            Backoff::default()
+                .initial(Duration::from_millis(20))
+                .max(Duration::from_millis(200)),
+        )
+        .on_all_unreachable(move || refresher.refresh())
+        .build(discovery)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while balancer.endpoints().is_empty() {
+        assert!(Instant::now() < deadline, "the dead record never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The service moves to a live server; its TTL says "ask again in 30 s", but every endpoint
+    // failing makes the balancer ask at once (rate-limited to once per second).
+    let server = TestServer::start("moved").unwrap();
+    knot.set_zone(&with_ttl(server.addr().port()));
+    let asked = Instant::now();
+    wait_ready(&balancer, 1).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(20),
+        "the move was only seen after {:?}, as if by TTL",
+        asked.elapsed()
+    );
+    let mut client = EchoClient::new(balancer);
+    let reply = client
+        .unary(EchoRequest {
+            message: "hi".into(),
+            stream_count: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().server, "moved");
+}

@@ -131,3 +131,47 @@ async fn a_waiting_call_succeeds_when_an_endpoint_arrives() {
         .unwrap();
     assert_eq!(call.await.unwrap().unwrap(), "late");
 }
+
+#[tokio::test]
+async fn the_all_unreachable_hook_runs_while_nothing_connects() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    // Port 1 on loopback refuses connections.
+    let dead = tower_lb::discover::Endpoint::new("127.0.0.1:1".parse().unwrap()).unwrap();
+    let balancer = builder()
+        .on_all_unreachable(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })
+        .build(tower_lb::discover::fixed([dead]))
+        .unwrap();
+    // Reconnects every 20..200 ms: the hook runs again after each failed attempt.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while asked.load(Ordering::Relaxed) < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hook ran {} times",
+            asked.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(balancer);
+
+    // With one endpoint up, the hook never runs.
+    let server = tower_lb_testkit::TestServer::start("hook-up").unwrap();
+    let quiet = Arc::new(AtomicUsize::new(0));
+    let counter = quiet.clone();
+    let balancer = builder()
+        .on_all_unreachable(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        })
+        .build(tower_lb::discover::fixed([
+            endpoint(&server),
+            tower_lb::discover::Endpoint::new("127.0.0.1:1".parse().unwrap()).unwrap(),
+        ]))
+        .unwrap();
+    wait_ready(&balancer, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(quiet.load(Ordering::Relaxed), 0);
+}

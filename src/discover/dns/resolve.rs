@@ -213,11 +213,11 @@ impl Resolver {
         let mut addresses: TargetAddresses = HashMap::new();
         for record in lookup.additionals() {
             // (Nested, not a let chain: the crate's rust-version is 1.85.)
-            if let Some(ip) = record.data.ip_addr() {
-                if targets.contains(&record.name) {
-                    addresses.entry(record.name.clone()).or_default().push(ip);
-                    ttl = min_opt(ttl, Some(record.ttl));
-                }
+            if let Some(ip) = record.data.ip_addr()
+                && targets.contains(&record.name)
+            {
+                addresses.entry(record.name.clone()).or_default().push(ip);
+                ttl = min_opt(ttl, Some(record.ttl));
             }
         }
 
