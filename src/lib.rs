@@ -27,7 +27,8 @@
 //! worker task. The response body holds the call's load until it ends or is dropped.
 //!
 //! **The control path** is one background task per balancer: it reads the
-//! [discovery](discover) stream (a static list, [DNS](discover::dns), or your own), keeps one HTTP/2 connection per endpoint (eager connect,
+//! [discovery](discover) stream (a static list, [DNS](discover::dns), or your own), keeps one
+//! HTTP/2 connection per endpoint (eager connect,
 //! reconnect with exponential backoff and jitter) and publishes a new snapshot whenever an
 //! endpoint joins, leaves, connects or loses its connection.
 //!
