@@ -1,6 +1,6 @@
 //! The simulated world: endpoints named so that key order is id order, and request keys.
 
-use tower_lb::{Error, Picker, Policy, discover::Key};
+use tower_lb::{Error, Picker, Policy, discover::Key, hash_bytes};
 
 /// The key of endpoint `id`. Zero-padded so that the picker's key order is id order: picker
 /// index `i` is the `i`-th smallest id given.
@@ -27,6 +27,16 @@ pub fn weighted_picker(
         .into_iter()
         .map(|(id, weight)| (endpoint_key(id), weight));
     Picker::new(policy, endpoints, seed)
+}
+
+/// The hash of request key number `k` (as a balancer hashes a header value `key-<k>`).
+pub fn request_hash(k: usize) -> u64 {
+    hash_bytes(format!("key-{k}").as_bytes())
+}
+
+/// Hashes of request keys `0..count`.
+pub fn request_hashes(count: usize) -> Vec<u64> {
+    (0..count).map(request_hash).collect()
 }
 
 #[cfg(test)]

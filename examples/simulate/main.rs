@@ -7,16 +7,20 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has one section:
+//! The report (markdown, on stdout) has two sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
 //!    `ln ln n / ln 2`.
+//! 2. **Hash movement** — the share of keys that change endpoint when one of N endpoints
+//!    leaves or joins: modulo, ring, Maglev (two table sizes), ring and Maglev with bounded
+//!    loads.
 //!
 //! Each module holds one section and the tests of its claims.
 
 mod bins;
 mod fixture;
+mod movement;
 mod table;
 
 use std::error::Error;
@@ -27,18 +31,27 @@ struct Scale {
     name: &'static str,
     bins_sizes: &'static [usize],
     bins_seeds: &'static [u64],
+    movement_sizes: &'static [usize],
+    movement_keys: usize,
+    movement_trials: usize,
 }
 
 const FULL: Scale = Scale {
     name: "full",
     bins_sizes: &[1_000, 10_000, 100_000],
     bins_seeds: &[1, 2, 3, 4, 5],
+    movement_sizes: &[10, 100, 1_000],
+    movement_keys: 1_000_000,
+    movement_trials: 3,
 };
 
 const QUICK: Scale = Scale {
     name: "quick",
     bins_sizes: &[1_000, 10_000],
     bins_seeds: &[1],
+    movement_sizes: &[10, 100],
+    movement_keys: 100_000,
+    movement_trials: 1,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -53,6 +66,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
 
     println!("{}", bins::report(scale.bins_sizes, scale.bins_seeds)?);
+    println!(
+        "{}",
+        movement::report(
+            scale.movement_sizes,
+            scale.movement_keys,
+            scale.movement_trials
+        )?
+    );
     // Wall time goes to stderr so the report itself stays the same from run to run.
     eprintln!("simulate: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -53,6 +53,11 @@ impl fmt::Display for Table {
     }
 }
 
+/// A fraction as a percentage with two decimals.
+pub fn percent(fraction: f64) -> String {
+    format!("{:.2} %", fraction * 100.0)
+}
+
 /// A count with thousands separators: `1,000,000`.
 pub fn count(n: usize) -> String {
     let digits = n.to_string();
