@@ -39,6 +39,13 @@ pub fn request_hashes(count: usize) -> Vec<u64> {
     (0..count).map(request_hash).collect()
 }
 
+/// `count` hashes spread evenly over the whole 64-bit hash space: each endpoint's share of
+/// them is its share of the hash space, free of the sampling noise of random keys.
+pub fn hash_grid(count: usize) -> Vec<u64> {
+    let step = u64::MAX / count.max(1) as u64;
+    (0..count as u64).map(|k| k * step + step / 2).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has two sections:
+//! The report (markdown, on stdout) has three sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
@@ -15,16 +15,23 @@
 //! 2. **Hash movement** — the share of keys that change endpoint when one of N endpoints
 //!    leaves or joins: modulo, ring, Maglev (two table sizes), ring and Maglev with bounded
 //!    loads.
+//! 3. **Ring and Maglev balance** — each endpoint's share of keys against its weight's share.
 //!
-//! Each module holds one section and the tests of its claims.
+//! SVG plots go to `$CARGO_TARGET_DIR/simulate/` (`target/simulate/` by default); their paths
+//! are printed at the end. Each module holds one section and the tests of its claims.
 
+mod balance;
 mod bins;
 mod fixture;
 mod movement;
+mod plot;
 mod table;
 
 use std::error::Error;
+use std::path::PathBuf;
 use std::time::Instant;
+
+use plot::{Panel, Reference};
 
 /// Problem sizes: the full report, or a reduced one for a quick look.
 struct Scale {
@@ -34,6 +41,7 @@ struct Scale {
     movement_sizes: &'static [usize],
     movement_keys: usize,
     movement_trials: usize,
+    balance_keys: usize,
 }
 
 const FULL: Scale = Scale {
@@ -43,6 +51,7 @@ const FULL: Scale = Scale {
     movement_sizes: &[10, 100, 1_000],
     movement_keys: 1_000_000,
     movement_trials: 3,
+    balance_keys: 1_000_000,
 };
 
 const QUICK: Scale = Scale {
@@ -52,12 +61,17 @@ const QUICK: Scale = Scale {
     movement_sizes: &[10, 100],
     movement_keys: 100_000,
     movement_trials: 1,
+    balance_keys: 200_000,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
     let quick = std::env::var("SIM_QUICK").is_ok_and(|v| v == "1")
         || std::env::args().skip(1).any(|a| a == "--quick");
     let scale = if quick { &QUICK } else { &FULL };
+    let out_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("simulate");
     let started = Instant::now();
     println!("# tower-lb policy simulation ({} run)\n", scale.name);
     println!(
@@ -74,7 +88,37 @@ fn main() -> Result<(), Box<dyn Error>> {
             scale.movement_trials
         )?
     );
+    let balance = balance::report(100, scale.balance_keys)?;
+    println!("{}", balance.text);
+
+    println!("## Plots\n");
+    let path = plot::write(&out_dir, "balance.svg", &balance_plot(&balance))?;
+    println!("- `{}`", path.display());
     // Wall time goes to stderr so the report itself stays the same from run to run.
     eprintln!("simulate: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Section 3: each endpoint's share of the hash space per layout.
+fn balance_plot(balance: &balance::Balance) -> String {
+    let panels: Vec<Panel<'_>> = balance
+        .grid_ratios
+        .iter()
+        .map(|(layout, ratios)| {
+            let (lo, hi) = balance::min_max(ratios);
+            Panel {
+                title: format!("{}: min {lo:.3}, max {hi:.3}", layout.name()),
+                values: ratios,
+            }
+        })
+        .collect();
+    plot::bar_panels(
+        "Share of the hash space per endpoint (N = 100, weight 1)",
+        "share / expected share",
+        &panels,
+        Some(&Reference {
+            value: 1.0,
+            label: "ideal",
+        }),
+    )
 }
