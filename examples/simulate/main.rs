@@ -7,7 +7,7 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has three sections:
+//! The report (markdown, on stdout) has four sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
@@ -16,16 +16,20 @@
 //!    leaves or joins: modulo, ring, Maglev (two table sizes), ring and Maglev with bounded
 //!    loads.
 //! 3. **Ring and Maglev balance** — each endpoint's share of keys against its weight's share.
+//! 4. **Bounded loads under Zipf keys** — the most calls any endpoint holds, with and without
+//!    bounded loads, against `⌈(1 + ε) × average⌉`.
 //!
 //! SVG plots go to `$CARGO_TARGET_DIR/simulate/` (`target/simulate/` by default); their paths
 //! are printed at the end. Each module holds one section and the tests of its claims.
 
 mod balance;
 mod bins;
+mod bounded;
 mod fixture;
 mod movement;
 mod plot;
 mod table;
+mod zipf;
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -42,6 +46,7 @@ struct Scale {
     movement_keys: usize,
     movement_trials: usize,
     balance_keys: usize,
+    bounded_arrivals: usize,
 }
 
 const FULL: Scale = Scale {
@@ -52,6 +57,7 @@ const FULL: Scale = Scale {
     movement_keys: 1_000_000,
     movement_trials: 3,
     balance_keys: 1_000_000,
+    bounded_arrivals: 200_000,
 };
 
 const QUICK: Scale = Scale {
@@ -62,6 +68,7 @@ const QUICK: Scale = Scale {
     movement_keys: 100_000,
     movement_trials: 1,
     balance_keys: 200_000,
+    bounded_arrivals: 20_000,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -90,10 +97,24 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let balance = balance::report(100, scale.balance_keys)?;
     println!("{}", balance.text);
+    let bounded = bounded::report(&bounded::Workload {
+        endpoints: 20,
+        keys: 10_000,
+        zipf_s: 1.1,
+        window: 1_000,
+        arrivals: scale.bounded_arrivals,
+        epsilon: 0.25,
+        seed: 7,
+    })?;
+    println!("{}", bounded.text);
 
     println!("## Plots\n");
-    let path = plot::write(&out_dir, "balance.svg", &balance_plot(&balance))?;
-    println!("- `{}`", path.display());
+    for path in [
+        plot::write(&out_dir, "balance.svg", &balance_plot(&balance))?,
+        plot::write(&out_dir, "bounded_load.svg", &bounded_plot(&bounded))?,
+    ] {
+        println!("- `{}`", path.display());
+    }
     // Wall time goes to stderr so the report itself stays the same from run to run.
     eprintln!("simulate: done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -119,6 +140,35 @@ fn balance_plot(balance: &balance::Balance) -> String {
         Some(&Reference {
             value: 1.0,
             label: "ideal",
+        }),
+    )
+}
+
+/// Section 4: the most calls each endpoint held, per policy, against the bound.
+fn bounded_plot(bounded: &bounded::Bounded) -> String {
+    let peaks: Vec<(String, Vec<f64>)> = bounded
+        .outcomes
+        .iter()
+        .map(|(hashing, o)| {
+            let values = o.peak_in_flight.iter().map(|&v| f64::from(v)).collect();
+            (hashing.name().to_string(), values)
+        })
+        .collect();
+    let panels: Vec<Panel<'_>> = peaks
+        .iter()
+        .map(|(name, values)| Panel {
+            title: name.clone(),
+            values,
+        })
+        .collect();
+    let label = format!("bound {}", bounded.bound);
+    plot::bar_panels(
+        "Most calls in flight per endpoint, Zipf keys (s = 1.1), 1,000 in flight",
+        "peak calls in flight",
+        &panels,
+        Some(&Reference {
+            value: f64::from(bounded.bound),
+            label: &label,
         }),
     )
 }
