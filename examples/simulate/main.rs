@@ -7,7 +7,7 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has four sections:
+//! The report (markdown, on stdout) has five sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
@@ -18,6 +18,8 @@
 //! 3. **Ring and Maglev balance** — each endpoint's share of keys against its weight's share.
 //! 4. **Bounded loads under Zipf keys** — the most calls any endpoint holds, with and without
 //!    bounded loads, against `⌈(1 + ε) × average⌉`.
+//! 5. **Tail latency with heterogeneous backends** — a discrete-event simulation after
+//!    tower's 2018 balancer demo: latency percentiles per policy.
 //!
 //! SVG plots go to `$CARGO_TARGET_DIR/simulate/` (`target/simulate/` by default); their paths
 //! are printed at the end. Each module holds one section and the tests of its claims.
@@ -26,6 +28,7 @@ mod balance;
 mod bins;
 mod bounded;
 mod fixture;
+mod latency;
 mod movement;
 mod plot;
 mod table;
@@ -35,7 +38,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use plot::{Panel, Reference};
+use plot::{Axis, Line, Panel, Reference};
 
 /// Problem sizes: the full report, or a reduced one for a quick look.
 struct Scale {
@@ -47,6 +50,7 @@ struct Scale {
     movement_trials: usize,
     balance_keys: usize,
     bounded_arrivals: usize,
+    latency_calls: usize,
 }
 
 const FULL: Scale = Scale {
@@ -58,6 +62,7 @@ const FULL: Scale = Scale {
     movement_trials: 3,
     balance_keys: 1_000_000,
     bounded_arrivals: 200_000,
+    latency_calls: 100_000,
 };
 
 const QUICK: Scale = Scale {
@@ -69,6 +74,7 @@ const QUICK: Scale = Scale {
     movement_trials: 1,
     balance_keys: 200_000,
     bounded_arrivals: 20_000,
+    latency_calls: 20_000,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -107,11 +113,19 @@ fn main() -> Result<(), Box<dyn Error>> {
         seed: 7,
     })?;
     println!("{}", bounded.text);
+    let latency = latency::report(&latency::Setup {
+        concurrency: 50,
+        calls: scale.latency_calls,
+        seed: 3,
+    })?;
+    println!("{}", latency.text);
 
     println!("## Plots\n");
     for path in [
         plot::write(&out_dir, "balance.svg", &balance_plot(&balance))?,
         plot::write(&out_dir, "bounded_load.svg", &bounded_plot(&bounded))?,
+        plot::write(&out_dir, "latency_cdf.svg", &latency_cdf_plot(&latency))?,
+        plot::write(&out_dir, "latency_tail.svg", &latency_tail_plot(&latency))?,
     ] {
         println!("- `{}`", path.display());
     }
@@ -170,5 +184,72 @@ fn bounded_plot(bounded: &bounded::Bounded) -> String {
             value: f64::from(bounded.bound),
             label: &label,
         }),
+    )
+}
+
+/// Section 5: latency CDF per policy, log-x.
+fn latency_cdf_plot(latency: &latency::Latency) -> String {
+    let lines: Vec<Line> = latency
+        .runs
+        .iter()
+        .map(|(balancing, run)| {
+            // 1,000 evenly spaced quantiles are plenty for the eye.
+            let points = (1..=1_000)
+                .map(|j| {
+                    let q = f64::from(j) / 1_000.0;
+                    (run.quantile_ms(q), q)
+                })
+                .collect();
+            Line {
+                name: balancing.name().into(),
+                points,
+            }
+        })
+        .collect();
+    plot::line_chart(
+        "Latency CDF per policy (10 heterogeneous endpoints, 50 callers)",
+        &Axis {
+            label: "latency (ms, log)",
+            log: true,
+        },
+        &Axis {
+            label: "fraction of calls at or below",
+            log: false,
+        },
+        &lines,
+    )
+}
+
+/// Section 5: the tail, 1 − CDF on log-log axes, where p99 and p99.9 differences show.
+fn latency_tail_plot(latency: &latency::Latency) -> String {
+    let lines: Vec<Line> = latency
+        .runs
+        .iter()
+        .map(|(balancing, run)| {
+            let n = run.latencies_ns.len();
+            // Ranks spaced evenly in log(1 − q), from the median down to the single slowest call.
+            let points = (0..=400)
+                .map(|j| {
+                    let beyond = 0.5 * (1.0 / n.max(1) as f64 / 0.5).powf(f64::from(j) / 400.0);
+                    (run.quantile_ms(1.0 - beyond), beyond)
+                })
+                .collect();
+            Line {
+                name: balancing.name().into(),
+                points,
+            }
+        })
+        .collect();
+    plot::line_chart(
+        "Latency tail per policy: share of calls slower than x",
+        &Axis {
+            label: "latency (ms, log)",
+            log: true,
+        },
+        &Axis {
+            label: "1 − CDF (log)",
+            log: true,
+        },
+        &lines,
     )
 }

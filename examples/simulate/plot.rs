@@ -1,4 +1,4 @@
-//! Hand-written SVG plots: panels of bars. Plain `<svg>`
+//! Hand-written SVG plots: bar panels and line charts with optional log axes. Plain `<svg>`
 //! elements, so any browser shows them and no plotting crate is needed.
 
 use std::fmt::Write as _;
@@ -11,6 +11,8 @@ const RIGHT: f64 = 20.0;
 const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
 ];
+/// Line dashes by series, so lines that coincide stay distinguishable.
+const DASHES: [&str; 6] = ["none", "none", "none", "8 5", "2 4", "none"];
 
 /// One panel of bars: one bar per endpoint.
 pub struct Panel<'a> {
@@ -112,6 +114,164 @@ pub fn bar_panels(
     svg
 }
 
+/// A named series of (x, y) points, drawn as a polyline.
+pub struct Line {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// An axis: its label, and whether it is logarithmic (decades) or linear.
+pub struct Axis<'a> {
+    pub label: &'a str,
+    pub log: bool,
+}
+
+/// Lines on one chart with a legend. On a log axis points at or below 0 are left out.
+pub fn line_chart(title: &str, x: &Axis<'_>, y: &Axis<'_>, lines: &[Line]) -> String {
+    const HEIGHT: f64 = 520.0;
+    const TOP: f64 = 50.0;
+    const BOTTOM: f64 = 60.0;
+    let plot_w = WIDTH - LEFT - RIGHT - 160.0;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let shown = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    let values = |pick: fn(&(f64, f64)) -> f64, log: bool| {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(pick))
+            .filter(move |&v| shown(v, log))
+            .collect::<Vec<f64>>()
+    };
+    let x_range = Range::of(&values(|p| p.0, x.log), x.log);
+    let y_range = Range::of(&values(|p| p.1, y.log), y.log);
+    let x_of = |v: f64| LEFT + x_range.fraction(v) * plot_w;
+    let y_of = |v: f64| TOP + plot_h - y_range.fraction(v) * plot_h;
+    let mut svg = open(HEIGHT, title);
+    for v in x_range.ticks() {
+        let px = x_of(v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+            TOP + plot_h,
+            TOP + plot_h + 16.0,
+            tick(v)
+        );
+    }
+    for v in y_range.ticks() {
+        let py = y_of(v);
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+            LEFT + plot_w,
+            LEFT - 6.0,
+            py + 4.0,
+            tick(v)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w:.1}" height="{plot_h:.1}" fill="none" stroke="#000"/>"##
+    );
+    for (k, line) in lines.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let dash = DASHES[k % DASHES.len()];
+        let mut points = String::new();
+        for &(px, py) in line
+            .points
+            .iter()
+            .filter(|(a, b)| shown(*a, x.log) && shown(*b, y.log))
+        {
+            let _ = write!(points, "{:.1},{:.1} ", x_of(px), y_of(py));
+        }
+        let _ = writeln!(
+            svg,
+            r#"<polyline points="{points}" fill="none" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>"#
+        );
+        let ly = TOP + 10.0 + k as f64 * 20.0;
+        let lx = LEFT + plot_w + 15.0;
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3" stroke-dasharray="{dash}"/><text x="{:.1}" y="{:.1}" font-size="12">{}</text>"#,
+            lx + 20.0,
+            lx + 26.0,
+            ly + 4.0,
+            escape(&line.name)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"#,
+        LEFT + plot_w / 2.0,
+        HEIGHT - 15.0,
+        escape(x.label)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="16" y="{:.1}" font-size="12" transform="rotate(-90 16 {:.1})" text-anchor="middle">{}</text>"#,
+        TOP + plot_h / 2.0,
+        TOP + plot_h / 2.0,
+        escape(y.label)
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// An axis range: linear, or whole decades for a log axis.
+struct Range {
+    lo: f64,
+    hi: f64,
+    log: bool,
+}
+
+impl Range {
+    fn of(values: &[f64], log: bool) -> Range {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if !(lo.is_finite() && hi.is_finite()) {
+            return Range {
+                lo: if log { 1.0 } else { 0.0 },
+                hi: 10.0,
+                log,
+            };
+        }
+        if log {
+            let (lo, hi) = (lo.log10().floor(), hi.log10().ceil());
+            Range {
+                lo,
+                hi: if hi > lo { hi } else { lo + 1.0 },
+                log,
+            }
+        } else {
+            let lo = lo.min(0.0);
+            let hi = nice_ceiling(hi);
+            Range {
+                lo,
+                hi: if hi > lo { hi } else { lo + 1.0 },
+                log,
+            }
+        }
+    }
+
+    /// Position of `v` along the axis, 0 to 1.
+    fn fraction(&self, v: f64) -> f64 {
+        let v = if self.log { v.log10() } else { v };
+        ((v - self.lo) / (self.hi - self.lo)).clamp(0.0, 1.0)
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        if self.log {
+            // Whole decades; the range spans at most a few dozen.
+            let decades = (self.hi - self.lo).clamp(1.0, 40.0) as i32;
+            (0..=decades)
+                .map(|d| 10f64.powf(self.lo + f64::from(d)))
+                .collect()
+        } else {
+            (0..=4)
+                .map(|j| self.lo + (self.hi - self.lo) * f64::from(j) / 4.0)
+                .collect()
+        }
+    }
+}
+
 /// The smallest round number (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k) at or above `v` (1 for
 /// nothing to show).
 fn nice_ceiling(v: f64) -> f64 {
@@ -189,6 +349,25 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("a &lt; b") && svg.contains("p &amp; q"));
         assert_eq!(svg.matches("<rect x=").count(), 3);
+        let line = Line {
+            name: "x".into(),
+            points: vec![(0.0, 0.5), (1.0, 0.6), (100.0, 1.0)],
+        };
+        let svg = line_chart(
+            "t",
+            &Axis {
+                label: "ms",
+                log: true,
+            },
+            &Axis {
+                label: "q",
+                log: false,
+            },
+            &[line],
+        );
+        // The point at x = 0 cannot sit on a log axis.
+        assert_eq!(svg.matches("<polyline").count(), 1);
+        assert!(svg.contains("points=\"") && svg.matches(',').count() >= 2);
     }
 
     #[test]
