@@ -87,6 +87,10 @@ impl Picker {
                 weight,
             })
             .collect();
+        // Latency estimates start at time 0 of the caller's clock, not at the real clock.
+        for e in ready.iter() {
+            e.state.load.restamp(0);
+        }
         let plan = Plan::build(&policy, &ready, in_flight);
         let mut set = ReadySet::empty(Unready::NoEndpointsDiscovered);
         set.ready = ready;

@@ -108,10 +108,10 @@ pub fn run(hashing: Hashing, w: &Workload) -> Result<Outcome, Error> {
     let mut calls = vec![0u64; w.endpoints];
     let mut spilled = 0u64;
     for arrival in 0..w.window + w.arrivals {
-        if window.len() >= w.window {
-            if let Some(oldest) = window.pop_front() {
-                p.end(oldest, Duration::ZERO, Duration::ZERO);
-            }
+        if window.len() >= w.window
+            && let Some(oldest) = window.pop_front()
+        {
+            p.end(oldest, Duration::ZERO, Duration::ZERO);
         }
         let key = zipf.sample(&mut rng);
         let Some(i) = p.pick(home.hash(key), Duration::ZERO) else {

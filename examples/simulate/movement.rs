@@ -160,7 +160,8 @@ pub fn report(sizes: &[usize], keys: usize, trials: usize) -> Result<String, Err
         .iter()
         .flat_map(|&n| [(n, Change::Remove, trials), (n, Change::Add, trials)])
         .collect();
-    // The ring's points per weight halve when the total weight reaches 1,024 (2 → 1 each).
+    // Where the old ring sizing (points per weight a power of two of 1,024 / total weight)
+    // halved every endpoint's points; the current sizing keeps 128 per endpoint.
     cases.push((1_023, Change::Add, 1));
     for (n, change, trials) in cases {
         let ideal = change.ideal(n);
@@ -190,17 +191,16 @@ pub fn report(sizes: &[usize], keys: usize, trials: usize) -> Result<String, Err
          *+ bounded (held)*: ε = {EPSILON}; the keys arrive in order and each holds one call \
          for good, so the bound is live (with nothing in flight a bounded policy is its plain \
          table); the movement includes keys pushed on by the bound in one topology and not the \
-         other. The last row adds the 1,024th endpoint, where the ring's points per endpoint \
-         halve (one trial).\n\n{table}\n\
+         other. The last row adds the 1,024th endpoint (one trial), a step where a ring sized to \
+         the total weight would re-scale.\n\n{table}\n\
          Reading: on a ring only the keys on the changed endpoint's arcs move, so a ring moves \
-         exactly that endpoint's share — near 1/N on average, but with few points per endpoint \
-         (16 at N = 100, 2 at N = 1,000 with the default size) that share, and so the worst \
-         trial, varies widely. When the total weight crosses a power of two (here 1,023 → \
-         1,024) every endpoint's point count halves and about half of all keys move. Maglev \
-         moves more than the changed endpoint's share because refilling the table also shifts \
-         slots between unchanged endpoints; the excess grows as slots per endpoint shrink. \
-         Bounded loads add the keys whose overflow path changed: few when the table is \
-         balanced (Maglev), many when it is not (the default ring at N = 1,000).\n",
+         exactly that endpoint's share: with 128 points per endpoint at any N (from 8 on), \
+         near 1/N, the worst trial within a few tens of percent. Maglev moves more than the \
+         changed endpoint's share because refilling the table also shifts slots between \
+         unchanged endpoints; the excess grows as slots per endpoint shrink, which is why the \
+         table grows (in steps of ×2, so one endpoint more or less does not resize it) to keep \
+         100 slots per endpoint. Bounded loads add the keys whose overflow path changed: few \
+         when the table is balanced, more when it is not.\n",
         count(keys)
     ))
 }

@@ -100,6 +100,11 @@ impl Load {
         }
     }
 
+    /// Moves the estimate's timestamp to `now` on another clock (the `Picker`'s).
+    pub(crate) fn restamp(&self, now: u64) {
+        self.stamp_ns.store(now, Relaxed);
+    }
+
     pub(crate) fn in_flight(&self) -> u32 {
         self.in_flight.load(Relaxed)
     }

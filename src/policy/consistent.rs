@@ -72,23 +72,26 @@ impl Table {
     }
 }
 
-/// What bounded loads read at pick time.
-pub(crate) struct Bound<'a> {
-    pub(crate) epsilon: f64,
-    /// Calls in flight on all endpoints of the balancer.
-    pub(crate) in_flight: &'a AtomicU64,
-    /// Sum of the ready endpoints' weights.
-    pub(crate) weight_sum: u64,
+/// Bounded loads at the moment of one pick: each endpoint's cap is
+/// `ceil((1 + ε) × (calls in flight + this one) × weight / total weight)`.
+pub(crate) struct Bound {
+    /// `(1 + ε) × calls / total weight`, read once per pick.
+    per_weight: f64,
 }
 
-impl Bound<'_> {
-    /// `ceil((1 + ε) × (in flight + this call) × weight / total weight)`.
+impl Bound {
+    /// `in_flight`: calls in flight on the whole balancer; `weight_sum`: the ready weights.
+    #[inline]
+    pub(crate) fn new(epsilon: f64, in_flight: &AtomicU64, weight_sum: u64) -> Self {
+        let calls = (in_flight.load(Relaxed) + 1) as f64;
+        Bound {
+            per_weight: (1.0 + epsilon) * calls / weight_sum.max(1) as f64,
+        }
+    }
+
     #[inline]
     fn has_room(&self, e: &EndpointState, weight: u32) -> bool {
-        let calls = (self.in_flight.load(Relaxed) + 1) as f64;
-        let share = f64::from(weight) / self.weight_sum.max(1) as f64;
-        let cap = ((1.0 + self.epsilon) * calls * share).ceil();
-        f64::from(e.load.in_flight()) < cap
+        f64::from(e.load.in_flight()) < (self.per_weight * f64::from(weight)).ceil()
     }
 }
 
@@ -99,7 +102,7 @@ pub(crate) fn pick<T: Channel>(
     endpoints: &[ReadyEndpoint<T>],
     table: &Table,
     hash: u64,
-    bound: Option<&Bound<'_>>,
+    bound: Option<&Bound>,
     avoid: Option<&EndpointState>,
 ) -> Option<usize> {
     let len = table.len();

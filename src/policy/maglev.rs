@@ -22,8 +22,11 @@ pub(crate) struct Maglev {
 
 impl Maglev {
     /// Builds the table for endpoints given as (stable name, weight), in index order. A table
-    /// of `size` slots is used while it has at least 10 slots per endpoint; beyond that the
-    /// next prime above 10 × N, so every endpoint keeps slots.
+    /// of `size` slots is used while it has at least 100 slots per endpoint; beyond that the
+    /// first prime at or above `size × 2^k` that has (a ladder, so that the size changes only
+    /// when N crosses a step: a new size remaps every key). 100 slots per endpoint keep balance
+    /// within about 1 % and movement near the ideal (the simulation measured 6.7 × the ideal
+    /// 1/N with 65 slots per endpoint).
     pub(crate) fn build<'a>(
         endpoints: impl Iterator<Item = (&'a str, u32)> + Clone,
         size: u64,
@@ -34,11 +37,7 @@ impl Maglev {
                 table: Box::new([]),
             };
         }
-        let m = if n.saturating_mul(10) <= size {
-            size
-        } else {
-            next_prime(n * 10)
-        };
+        let m = table_size(size, n);
         let max_weight = u64::from(endpoints.clone().map(|(_, w)| w).max().unwrap_or(1));
         struct Turn {
             offset: u64,
@@ -104,6 +103,20 @@ impl Maglev {
     }
 }
 
+/// The configured size while it has 100 slots per endpoint, else the first step of the ladder
+/// `next_prime(size × 2^k)` that has, up to the maximum.
+fn table_size(size: u64, endpoints: u64) -> u64 {
+    let want = endpoints.saturating_mul(100);
+    if want <= size {
+        return size;
+    }
+    let mut step = size;
+    while step < want && step < MAX_TABLE_SIZE {
+        step = step.saturating_mul(2);
+    }
+    next_prime(step.min(MAX_TABLE_SIZE))
+}
+
 pub(crate) fn is_prime(n: u64) -> bool {
     if n < 4 {
         return n >= 2;
@@ -165,8 +178,19 @@ mod tests {
     #[test]
     fn many_endpoints_grow_the_table() {
         let per = counts(&[1; 10_000], 65_537);
-        assert!(per.iter().sum::<usize>() >= 100_000);
-        assert!(per.iter().all(|&c| c >= 9), "{:?}", per.iter().min());
+        assert!(per.iter().sum::<usize>() >= 1_000_000);
+        assert!(per.iter().all(|&c| c >= 99), "{:?}", per.iter().min());
+    }
+
+    #[test]
+    fn the_table_grows_in_steps() {
+        assert_eq!(table_size(65_537, 100), 65_537);
+        let step = table_size(65_537, 1_000);
+        assert!(step >= 100_000 && is_prime(step));
+        // N = 999 to 1,310 share one size: no remap when one endpoint joins or leaves.
+        assert_eq!(table_size(65_537, 999), step);
+        assert_eq!(table_size(65_537, 1_310), step);
+        assert!(table_size(65_537, 1_000_000) <= MAX_TABLE_SIZE);
     }
 
     #[test]

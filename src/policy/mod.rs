@@ -103,10 +103,14 @@ impl Policy {
     }
 
     /// Consistent hashing on a ring: a request's key goes to the first point at or after its
-    /// hash, every endpoint owning points in proportion to its weight (gRPC A42: the ring has
-    /// 1,024 to 8,388,608 points, at least one per endpoint; see
-    /// [`ring_size`](Self::ring_size)). Adding or removing one of N endpoints moves about 1/N
-    /// of the keys.
+    /// hash, every endpoint owning points in proportion to its weight: 128 points for the
+    /// lightest, more when there are fewer than 8 endpoints so the ring has at least 1,024
+    /// points (gRPC A42's minimum), at most 1,048,576 in all (12 MiB; A42's 8,388,608 can be
+    /// set with [`ring_size`](Self::ring_size)). With equal weights adding or removing one of N
+    /// endpoints moves only the keys it takes or gives back, about 1/N; a change of the
+    /// lightest weight re-scales every endpoint's points. Balance is that of 128 points per
+    /// endpoint: the busiest gets about 1.2–1.3 × the mean share (see `SIMULATION.md`); use
+    /// Maglev when balance matters more than movement.
     ///
     /// Requests without the key are balanced by p2c over PeakEWMA unless another
     /// [`fallback`](Self::fallback) is set.
@@ -123,7 +127,7 @@ impl Policy {
             key,
             TableConfig::Ring {
                 min: ring::MIN_RING_SIZE,
-                max: ring::MAX_RING_SIZE,
+                max: ring::DEFAULT_MAX_RING_SIZE,
             },
         )
     }
@@ -131,7 +135,8 @@ impl Policy {
     /// Consistent hashing through a Maglev lookup table of a prime size (65,537 by default;
     /// see [`table_size`](Self::table_size)), endpoints claiming slots in proportion to their
     /// weights. A pick is one table read; balance is within one slot of each endpoint's share;
-    /// a change moves slightly more keys than a ring would.
+    /// a change moves more keys than a ring would (about 1.6 × the ideal 1/N at N = 100, see
+    /// `SIMULATION.md`).
     ///
     /// ```
     /// use tower_lb::{HashKey, Policy};
@@ -173,8 +178,9 @@ impl Policy {
         })
     }
 
-    /// The ring size of a ring-hash policy: at least `min` points (more points, better balance,
-    /// more memory: 12 bytes each), at most `max`; 1 ≤ min ≤ max ≤ 8,388,608.
+    /// The ring size of a ring-hash policy: at least `min` points, and `min / 8` points for the
+    /// lightest endpoint (more points, better balance, more memory: 12 bytes each); at most
+    /// `max`; 1 ≤ min ≤ max ≤ 8,388,608.
     pub fn ring_size(self, min: u64, max: u64) -> Result<Self, Error> {
         if !(1..=ring::MAX_RING_SIZE).contains(&min) || !(min..=ring::MAX_RING_SIZE).contains(&max)
         {
@@ -192,9 +198,9 @@ impl Policy {
         })
     }
 
-    /// The table size of a Maglev policy: a prime up to 16,777,259. Keep it at least 100 ×
-    /// the number of endpoints for balance within 1 %; below 10 slots per endpoint the table
-    /// grows to the next prime above 10 × N by itself.
+    /// The table size of a Maglev policy: a prime up to 16,777,259. Below 100 slots per
+    /// endpoint the table grows to the next prime above 100 × N by itself, which keeps balance
+    /// within about 1 %.
     pub fn table_size(self, size: u64) -> Result<Self, Error> {
         if !maglev::is_prime(size) || size > maglev::MAX_TABLE_SIZE {
             return Err(Error::InvalidConfig(format!(
@@ -361,11 +367,9 @@ pub(crate) fn pick<T: Channel, R: RngCore>(
     let plan = &set.plan;
     if let (Some(hash), Some(table), Some(hashing)) = (hash, &plan.table, &policy.hashing) {
         let bound = match (hashing.bound, &plan.in_flight) {
-            (Some(epsilon), Some(in_flight)) => Some(Bound {
-                epsilon,
-                in_flight,
-                weight_sum: plan.weight_sum,
-            }),
+            (Some(epsilon), Some(in_flight)) => {
+                Some(Bound::new(epsilon, in_flight, plan.weight_sum))
+            }
             _ => None,
         };
         return consistent::pick(endpoints, table, hash, bound.as_ref(), avoid);
