@@ -14,7 +14,7 @@ use crate::endpoint::EndpointState;
 use crate::error::{Error, Unready};
 use crate::policy::{self, PickState, Plan, Policy};
 use crate::ready_set::{ReadyEndpoint, ReadySet};
-use crate::transport::{Channel, SendError};
+use crate::transport::NoRequests;
 
 /// Picks among a fixed set of weighted endpoints with exactly the code a
 /// [`Balancer`](crate::Balancer) runs per call, without connections.
@@ -41,7 +41,7 @@ use crate::transport::{Channel, SendError};
 /// # Ok::<(), tower_lb::Error>(())
 /// ```
 pub struct Picker {
-    set: ReadySet<Idle>,
+    set: ReadySet<NoRequests<()>>,
     policy: Policy,
     state: PickState<SmallRng>,
 }
@@ -77,7 +77,7 @@ impl Picker {
         let ready: Box<[_]> = endpoints
             .into_iter()
             .map(|(key, weight)| ReadyEndpoint {
-                channel: Idle,
+                channel: NoRequests(()),
                 state: Arc::new(EndpointState::new(
                     key,
                     unaddressed,
@@ -188,24 +188,4 @@ impl std::fmt::Debug for Picker {
 /// Nanoseconds on the caller's clock; never 0, which means "latency not tracked".
 fn clock(now: Duration) -> u64 {
     u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1)
-}
-
-/// A channel that is always ready and never sends: the picker only picks.
-#[derive(Clone)]
-struct Idle;
-
-impl Channel for Idle {
-    type RequestBody = ();
-    type ResponseBody = tonic::body::Body;
-    type Future = std::future::Ready<Result<http::Response<tonic::body::Body>, SendError<()>>>;
-
-    fn is_ready(&self) -> bool {
-        true
-    }
-
-    fn send(&mut self, _request: http::Request<()>) -> Self::Future {
-        std::future::ready(Err(SendError::Failed(
-            "a Picker's endpoints have no connection".into(),
-        )))
-    }
 }

@@ -25,6 +25,7 @@ use crate::endpoint::{EndpointState, EndpointStatus};
 use crate::error::{BoxError, Error, Unready};
 use crate::policy::PickState;
 use crate::ready_set::Shared;
+use crate::transport::NoRequests;
 
 /// A [`tower::Service<http::Uri>`] that returns a TCP connection to an endpoint picked by the
 /// balancer's policy: a connector for hyper's legacy client, a database pool, or any protocol
@@ -51,12 +52,12 @@ use crate::ready_set::Shared;
 /// # Ok(()) }
 /// ```
 pub struct TcpBalancer {
-    inner: Balancer<TcpTarget>,
+    inner: Balancer<NoRequests<TcpTarget>>,
     connect_timeout: Duration,
 }
 
 impl TcpBalancer {
-    pub(crate) fn new(inner: Balancer<TcpTarget>, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(inner: Balancer<NoRequests<TcpTarget>>, connect_timeout: Duration) -> Self {
         TcpBalancer {
             inner,
             connect_timeout,
@@ -110,7 +111,7 @@ impl Service<http::Uri> for TcpBalancer {
 
 /// Picks, dials, and on a failed dial marks the endpoint down and picks another.
 async fn dial(
-    shared: Arc<Shared<TcpTarget>>,
+    shared: Arc<Shared<NoRequests<TcpTarget>>>,
     uri: http::Uri,
     seed: u64,
     connect_timeout: Duration,
@@ -133,7 +134,7 @@ async fn dial(
             let why = picked.is_none().then(|| set.why.clone());
             (picked, why)
         };
-        if let Some((target, mut hold)) = picked {
+        if let Some((NoRequests(target), mut hold)) = picked {
             let attempt = tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr));
             let error = match attempt.await {
                 Ok(Ok(stream)) => {

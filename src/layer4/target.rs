@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use crate::discover::Endpoint;
 use crate::error::BoxError;
-use crate::transport::{Channel, ConnectFuture, Connection, Connector, SendError};
+use crate::transport::{ConnectFuture, Connection, Connector, NoRequests};
 
 /// One reachable endpoint. Marked down when a dial to it fails: its connection task then backs
 /// off and probes again before the endpoint returns to the ready set.
@@ -36,32 +36,15 @@ impl TcpTarget {
     }
 }
 
-impl Channel for TcpTarget {
-    // Layer 4 targets carry no HTTP: the request path of `TcpBalancer` dials them directly.
-    type RequestBody = ();
-    type ResponseBody = tonic::body::Body;
-    type Future = std::future::Ready<Result<http::Response<tonic::body::Body>, SendError<()>>>;
-
-    fn is_ready(&self) -> bool {
-        true
-    }
-
-    fn send(&mut self, _request: http::Request<()>) -> Self::Future {
-        std::future::ready(Err(SendError::Failed(
-            "a layer 4 target carries no HTTP requests".into(),
-        )))
-    }
-}
-
 /// Probes an endpoint with a TCP connect (closed at once) before it joins the ready set.
 pub(crate) struct TcpProbe {
     pub(crate) connect_timeout: Duration,
 }
 
 impl Connector for TcpProbe {
-    type Channel = TcpTarget;
+    type Channel = NoRequests<TcpTarget>;
 
-    fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<TcpTarget> {
+    fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<NoRequests<TcpTarget>> {
         let addr = endpoint.addr();
         let timeout = self.connect_timeout;
         Box::pin(async move {
@@ -76,7 +59,7 @@ impl Connector for TcpProbe {
                 down: down.clone(),
             };
             Ok(Connection {
-                channel: target,
+                channel: NoRequests(target),
                 closed: Box::pin(async move {
                     down.notify.notified().await;
                     let error = down.error.lock().ok().and_then(|mut e| e.take());

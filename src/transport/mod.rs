@@ -6,9 +6,11 @@
 
 mod http2;
 mod in_process;
+mod no_requests;
 
 pub use http2::{Http2Channel, Http2Connector};
 pub use in_process::{ServiceChannel, ServiceConnector, ServiceFuture};
+pub(crate) use no_requests::NoRequests;
 
 use std::future::Future;
 use std::pin::Pin;
