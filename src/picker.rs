@@ -4,7 +4,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -140,10 +140,7 @@ impl Picker {
     /// A call started on endpoint `i`.
     pub fn begin(&self, i: usize) {
         if let Some(e) = self.set.ready.get(i) {
-            e.state.load.start();
-            if let Some(total) = &e.state.total_in_flight {
-                total.fetch_add(1, Relaxed);
-            }
+            e.state.call_started();
         }
     }
 
@@ -155,10 +152,7 @@ impl Picker {
         if e.state.load.in_flight() == 0 {
             return;
         }
-        e.state.load.end();
-        if let Some(total) = &e.state.total_in_flight {
-            total.fetch_sub(1, Relaxed);
-        }
+        e.state.call_ended();
         if let Some(config) = self.policy.peak_ewma() {
             let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             e.state

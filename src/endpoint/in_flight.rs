@@ -2,7 +2,6 @@
 //! body ends or is dropped, feeds the latency estimate, and records the outcome.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use http::{HeaderMap, HeaderName};
 
@@ -25,10 +24,7 @@ impl InFlight {
     /// Counts a new call on the endpoint. `start_ns` is 0 when latency is not tracked.
     #[inline]
     pub(crate) fn start(state: Arc<EndpointState>, start_ns: u64, decay_ns: f64) -> Self {
-        state.load.start();
-        if let Some(total) = &state.total_in_flight {
-            total.fetch_add(1, Relaxed);
-        }
+        state.call_started();
         InFlight {
             state,
             start_ns,
@@ -95,10 +91,7 @@ impl InFlight {
 impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
-        self.state.load.end();
-        if let Some(total) = &self.state.total_in_flight {
-            total.fetch_sub(1, Relaxed);
-        }
+        self.state.call_ended();
         if let Some(failed) = self.outcome {
             self.state.record_outcome(failed);
         }

@@ -57,7 +57,7 @@ pub(crate) struct EndpointState {
     failures: AtomicU64,
     connection: AtomicU8,
     /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
-    pub(crate) total_in_flight: Option<Arc<AtomicU64>>,
+    total_in_flight: Option<Arc<AtomicU64>>,
 }
 
 impl EndpointState {
@@ -84,6 +84,25 @@ impl EndpointState {
 
     pub(crate) fn connection(&self) -> ConnectionState {
         ConnectionState::from_u8(self.connection.load(Relaxed))
+    }
+
+    /// A call starts on this endpoint: counted in flight here and, with bounded loads, on the
+    /// whole balancer.
+    #[inline]
+    pub(crate) fn call_started(&self) {
+        self.load.start();
+        if let Some(total) = &self.total_in_flight {
+            total.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A call on this endpoint ended (its response body ended or was dropped).
+    #[inline]
+    pub(crate) fn call_ended(&self) {
+        self.load.end();
+        if let Some(total) = &self.total_in_flight {
+            total.fetch_sub(1, Relaxed);
+        }
     }
 
     /// Counts a finished call (`failed`: transport error or non-OK gRPC status).
