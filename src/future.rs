@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::body::ResponseBody;
 use crate::endpoint::{EndpointState, InFlight};
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, Unready};
 use crate::grpc_timeout::grpc_timeout;
 use crate::policy::PickState;
 use crate::ready_set::Shared;
@@ -160,51 +160,67 @@ async fn slow_call<T: Channel>(
     let mut state = PickState::<SmallRng>::new(seed);
     let hash = shared.config.policy.request_hash(&request);
     loop {
-        let mut changed = pin!(shared.changed.notified());
-        changed.as_mut().enable();
-        let (picked, why) = {
-            let set = shared.set.load();
-            match crate::balancer::pick(&set, &shared.config, hash, avoid.as_deref(), &mut state) {
-                Some((channel, hold)) => (Some((channel, hold)), None),
-                None => (None, Some(set.why.clone())),
+        let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
+        let (mut channel, mut hold) = match picked {
+            Ok(picked) => picked,
+            Err(why) => {
+                return Err(Error::NoReadyEndpoint {
+                    path: request.uri().path().to_owned(),
+                    waited: began.elapsed(),
+                    why,
+                }
+                .boxed());
             }
         };
-        if let Some((mut channel, mut hold)) = picked {
-            match channel.send(request).await {
-                Ok(response) => return Ok(wrap(response, Some(hold))),
-                Err(SendError::Failed(e)) => {
-                    hold.on_error();
-                    return Err(e);
-                }
-                Err(SendError::Unsent {
-                    request: back,
-                    error,
-                }) => {
-                    avoid = Some(hold.endpoint().clone());
-                    drop(hold);
-                    unsent += 1;
-                    if unsent > shared.config.max_unsent_retries {
-                        tracing::debug!(%error, attempts = unsent, "request refused unsent on every attempt");
-                        return Err(Error::NotSent {
-                            path: back.uri().path().to_owned(),
-                            attempts: unsent,
-                        }
-                        .boxed());
+        match channel.send(request).await {
+            Ok(response) => return Ok(wrap(response, Some(hold))),
+            Err(SendError::Failed(e)) => {
+                hold.on_error();
+                return Err(e);
+            }
+            Err(SendError::Unsent {
+                request: back,
+                error,
+            }) => {
+                avoid = Some(hold.endpoint().clone());
+                drop(hold);
+                unsent += 1;
+                if unsent > shared.config.max_unsent_retries {
+                    tracing::debug!(%error, attempts = unsent, "request refused unsent on every attempt");
+                    return Err(Error::NotSent {
+                        path: back.uri().path().to_owned(),
+                        attempts: unsent,
                     }
-                    request = back;
-                    continue;
+                    .boxed());
                 }
+                request = back;
             }
         }
-        let now = Instant::now();
-        if now >= deadline {
-            let why = why.unwrap_or(crate::error::Unready::NoEndpointsDiscovered);
-            return Err(Error::NoReadyEndpoint {
-                path: request.uri().path().to_owned(),
-                waited: now.duration_since(began),
-                why,
+    }
+}
+
+/// Picks an endpoint (counting the call on it), waiting for new snapshots while none is
+/// ready; at `deadline`, why nothing was ready.
+pub(crate) async fn pick_or_wait<T: Channel>(
+    shared: &Shared<T>,
+    hash: Option<u64>,
+    avoid: Option<&EndpointState>,
+    state: &mut PickState<SmallRng>,
+    deadline: Instant,
+) -> Result<(T, InFlight), Unready> {
+    loop {
+        // Registered before the pick, so a snapshot published in between still wakes us.
+        let mut changed = pin!(shared.changed.notified());
+        changed.as_mut().enable();
+        let why = {
+            let set = shared.set.load();
+            match crate::balancer::pick(&set, &shared.config, hash, avoid, state) {
+                Some(picked) => return Ok(picked),
+                None => set.why.clone(),
             }
-            .boxed());
+        };
+        if Instant::now() >= deadline {
+            return Err(why);
         }
         tokio::select! {
             _ = changed => {}

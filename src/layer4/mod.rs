@@ -9,7 +9,7 @@ pub use stream::BalancedStream;
 pub(crate) use target::{TcpProbe, TcpTarget};
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,9 +20,10 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::balancer::{Balancer, pick};
+use crate::balancer::Balancer;
 use crate::endpoint::{EndpointState, EndpointStatus};
 use crate::error::{BoxError, Error, Unready};
+use crate::future::pick_or_wait;
 use crate::policy::PickState;
 use crate::ready_set::Shared;
 use crate::transport::NoRequests;
@@ -126,56 +127,45 @@ async fn dial(
     let mut avoid: Option<Arc<EndpointState>> = None;
     let mut failed_dials = 0u32;
     loop {
-        let mut changed = pin!(shared.changed.notified());
-        changed.as_mut().enable();
-        let (picked, why) = {
-            let set = shared.set.load();
-            let picked = pick(&set, &shared.config, hash, avoid.as_deref(), &mut state);
-            let why = picked.is_none().then(|| set.why.clone());
-            (picked, why)
-        };
-        if let Some((NoRequests(target), mut hold)) = picked {
-            let attempt = tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr));
-            let error = match attempt.await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    hold.on_connected();
-                    return Ok(BalancedStream::new(stream, hold));
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("connect timed out after {connect_timeout:?}"),
-            };
-            let error = format!("{}: {error}", target.addr);
-            tracing::debug!(%error, "dial failed; marking the endpoint down and picking again");
-            target.mark_down(error.clone());
-            hold.on_error();
-            avoid = Some(hold.endpoint().clone());
-            failed_dials += 1;
-            if failed_dials > shared.config.max_unsent_retries {
+        let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
+        let (NoRequests(target), mut hold) = match picked {
+            Ok(picked) => picked,
+            Err(why) => {
                 return Err(Error::NoReadyEndpoint {
                     path: uri.to_string(),
                     waited: began.elapsed(),
-                    why: Unready::AllUnreachable {
-                        discovered: shared.set.load().all.len(),
-                        connecting: 0,
-                        last_error: Some(error),
-                    },
+                    why,
                 }
                 .boxed());
             }
-            continue;
-        }
-        if Instant::now() >= deadline {
+        };
+        let attempt = tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr));
+        let error = match attempt.await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                hold.on_connected();
+                return Ok(BalancedStream::new(stream, hold));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("connect timed out after {connect_timeout:?}"),
+        };
+        let error = format!("{}: {error}", target.addr);
+        tracing::debug!(%error, "dial failed; marking the endpoint down and picking again");
+        target.mark_down(error.clone());
+        hold.on_error();
+        avoid = Some(hold.endpoint().clone());
+        failed_dials += 1;
+        if failed_dials > shared.config.max_unsent_retries {
             return Err(Error::NoReadyEndpoint {
                 path: uri.to_string(),
                 waited: began.elapsed(),
-                why: why.unwrap_or(Unready::NoEndpointsDiscovered),
+                why: Unready::AllUnreachable {
+                    discovered: shared.set.load().all.len(),
+                    connecting: 0,
+                    last_error: Some(error),
+                },
             }
             .boxed());
-        }
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => {}
         }
     }
 }
