@@ -4,7 +4,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -69,10 +68,8 @@ impl Picker {
                 u32::MAX
             )));
         }
-        let in_flight = policy
-            .counts_total_in_flight()
-            .then(|| Arc::new(AtomicU64::new(0)));
-        let initial_rtt = policy.peak_ewma().unwrap_or_default().initial_rtt();
+        let in_flight = policy.total_in_flight_counter();
+        let initial_rtt = policy.initial_rtt();
         let unaddressed = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let ready: Box<[_]> = endpoints
             .into_iter()

@@ -69,10 +69,8 @@ impl<C: Connector> Registry<C> {
         let registry = Registry {
             connector: Arc::new(connector),
             backoff,
-            initial_rtt: policy.peak_ewma().unwrap_or_default().initial_rtt(),
-            in_flight: policy
-                .counts_total_in_flight()
-                .then(|| Arc::new(AtomicU64::new(0))),
+            initial_rtt: policy.initial_rtt(),
+            in_flight: policy.total_in_flight_counter(),
             policy,
             entries: BTreeMap::new(),
             next_generation: 0,

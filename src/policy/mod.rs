@@ -257,9 +257,16 @@ impl Policy {
         Ok(self)
     }
 
-    /// Whether bounded loads need the balancer-wide count of calls in flight.
-    pub(crate) fn counts_total_in_flight(&self) -> bool {
-        self.hashing.as_ref().is_some_and(|h| h.bound.is_some())
+    /// A new balancer-wide count of calls in flight, for a policy with bounded loads (the
+    /// only one that reads it); `None` otherwise, so other policies skip the shared counter.
+    pub(crate) fn total_in_flight_counter(&self) -> Option<Arc<AtomicU64>> {
+        let bounded = self.hashing.as_ref().is_some_and(|h| h.bound.is_some());
+        bounded.then(|| Arc::new(AtomicU64::new(0)))
+    }
+
+    /// The latency estimate a new endpoint starts with.
+    pub(crate) fn initial_rtt(&self) -> std::time::Duration {
+        self.peak_ewma().unwrap_or_default().initial_rtt()
     }
 
     /// The hash of a request's key, for a hashing policy and a request that has the key.
