@@ -94,3 +94,53 @@ async fn an_endpoint_moving_to_another_address_reconnects() {
     }
     assert_eq!(echo(&mut client).await.unwrap(), "move-1");
 }
+
+#[test]
+fn invalid_policy_settings_are_refused_with_a_reason() {
+    use tower_lb::{HashKey, Picker, Policy};
+    let ring = || Policy::ring_hash(HashKey::path());
+    let maglev = || Policy::maglev(HashKey::path());
+    let refused = [
+        ("epsilon 0", ring().bounded_load(0.0).unwrap_err()),
+        ("epsilon NaN", ring().bounded_load(f64::NAN).unwrap_err()),
+        ("epsilon -1", maglev().bounded_load(-1.0).unwrap_err()),
+        (
+            "epsilon inf",
+            maglev().bounded_load(f64::INFINITY).unwrap_err(),
+        ),
+        (
+            "bound without hashing",
+            Policy::round_robin().bounded_load(0.25).unwrap_err(),
+        ),
+        ("ring min 0", ring().ring_size(0, 1024).unwrap_err()),
+        ("ring min > max", ring().ring_size(4096, 1024).unwrap_err()),
+        (
+            "ring max > 8M",
+            ring().ring_size(1024, 8 * 1024 * 1024 + 1).unwrap_err(),
+        ),
+        (
+            "ring size on maglev",
+            maglev().ring_size(1024, 4096).unwrap_err(),
+        ),
+        ("table not prime", maglev().table_size(65_536).unwrap_err()),
+        (
+            "table too large",
+            maglev().table_size(16_777_291).unwrap_err(),
+        ),
+        ("table size on ring", ring().table_size(65_537).unwrap_err()),
+        ("bad header name", HashKey::header("x user").unwrap_err()),
+    ];
+    for (what, err) in refused {
+        assert!(matches!(err, Error::InvalidConfig(_)), "{what}: {err}");
+    }
+    // A Picker refuses a weight of 0 and a key given twice.
+    let zero = Picker::new(Policy::default(), [(Key::from("a"), 0)], 1).unwrap_err();
+    assert!(zero.to_string().contains("weight 0"), "{zero}");
+    let twice = Picker::new(
+        Policy::default(),
+        [(Key::from("a"), 1), (Key::from("a"), 2)],
+        1,
+    )
+    .unwrap_err();
+    assert!(twice.to_string().contains("twice"), "{twice}");
+}
