@@ -121,7 +121,8 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
             &mut self.pick,
         );
         match picked {
-            Some((mut channel, in_flight)) => {
+            Some((mut channel, mut in_flight)) => {
+                in_flight.note_deadline(request.headers());
                 let future = channel.send(request);
                 ResponseFuture::sending(future, in_flight, self.shared.clone(), seed)
             }
@@ -147,9 +148,12 @@ pub(crate) fn pick<T: Channel>(
     };
     let i = policy::pick(set, &config.policy, now, hash, avoid, state)?;
     let endpoint = &set.ready[i];
+    // `None`: another caller took the trial of its half-open circuit since the pick (the
+    // slow path picks again).
+    let entry = endpoint.state.gate.enter()?;
     Some((
         endpoint.channel.clone(),
-        InFlight::start(endpoint.state.clone(), now, decay_ns),
+        InFlight::start(endpoint.state.clone(), now, decay_ns, entry),
     ))
 }
 

@@ -10,6 +10,9 @@ use crate::balancer::Balancer;
 use crate::discover::Change;
 use crate::endpoint::Backoff;
 use crate::error::{BoxError, Error, Unready};
+#[cfg(feature = "health")]
+use crate::health::HealthCheck;
+use crate::health::{CircuitBreaker, Failures, HealthConfig, OutlierDetection, SlowStart};
 use crate::layer::BalanceLayer;
 use crate::layer4::{TcpBalancer, TcpProbe};
 use crate::policy::Policy;
@@ -25,6 +28,14 @@ use crate::transport::{Connector, Http2Connector};
 /// | [`ready_timeout`](Self::ready_timeout) | 1 s | how long a call waits for a ready endpoint before `UNAVAILABLE` (0: fail at once); a shorter `grpc-timeout` on the call wins |
 /// | [`unsent_retries`](Self::unsent_retries) | 3 | how often a request handed back unsent by a connection is re-picked |
 /// | [`backoff`](Self::backoff) | 200 ms ×1.6 up to 10 s, ±20 % | reconnect backoff per endpoint |
+/// | [`outlier_detection`](Self::outlier_detection) | on: 5 consecutive failures, success rate, failure percentage; 10 % cap | eject endpoints whose calls fail |
+/// | [`circuit_breaker`](Self::circuit_breaker) | off | per-endpoint concurrency cap; open after consecutive failures, half-open trial |
+/// | `health_check` (feature `health`) | off | grpc.health.v1 `Watch` / `Check` per endpoint |
+/// | [`slow_start`](Self::slow_start) | off | ramp a (re)joining endpoint's weight |
+/// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
+/// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
+///
+/// The [`health`](crate::health) module explains each health mechanism and its trade-off.
 ///
 /// ```
 /// use std::time::Duration;
@@ -39,6 +50,7 @@ pub struct Builder {
     ready_timeout: Duration,
     unsent_retries: u32,
     backoff: Backoff,
+    health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
 }
 
@@ -52,6 +64,7 @@ impl std::fmt::Debug for Builder {
             .field("ready_timeout", &self.ready_timeout)
             .field("unsent_retries", &self.unsent_retries)
             .field("backoff", &self.backoff)
+            .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
             .finish()
     }
@@ -64,6 +77,7 @@ impl Default for Builder {
             ready_timeout: Duration::from_secs(1),
             unsent_retries: 3,
             backoff: Backoff::default(),
+            health: HealthConfig::default(),
             on_all_unreachable: None,
         }
     }
@@ -91,6 +105,52 @@ impl Builder {
     /// The reconnect backoff of every endpoint.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
+        self
+    }
+
+    /// Outlier detection (on by default; [`OutlierDetection::disabled`] turns it off).
+    pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
+        self.health.outlier = outlier;
+        self
+    }
+
+    /// Circuit breaking per endpoint (off by default).
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.health.breaker = breaker;
+        self
+    }
+
+    /// Active health checks with grpc.health.v1 on every endpoint's connection (off by
+    /// default). Needs a channel whose request body is `tonic::body::Body` (the default).
+    ///
+    /// ```
+    /// use tower_lb::{Balancer, health::HealthCheck};
+    /// let builder = Balancer::builder().health_check(HealthCheck::grpc().service("echo.Echo"));
+    /// ```
+    #[cfg(feature = "health")]
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health.check = Some(check);
+        self
+    }
+
+    /// Slow start for endpoints that join or come back (off by default; not with consistent
+    /// hashing).
+    pub fn slow_start(mut self, slow_start: SlowStart) -> Self {
+        self.health.slow_start = Some(slow_start);
+        self
+    }
+
+    /// Panic mode: when fewer than `threshold` (0 ..= 1) of a tier's endpoints are healthy,
+    /// endpoints held out only by their health check take calls again (`None`: never). Default
+    /// 0.5. Outlier ejections stay in force.
+    pub fn panic_threshold(mut self, threshold: Option<f64>) -> Self {
+        self.health.panic_threshold = threshold;
+        self
+    }
+
+    /// Which call outcomes count as an endpoint's failures (see [`Failures`]).
+    pub fn failures(mut self, failures: Failures) -> Self {
+        self.health.failures = failures;
         self
     }
 
@@ -139,6 +199,7 @@ impl Builder {
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        self.validate::<C::Channel>()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig(
                 "a balancer must be built inside a tokio runtime (its control task runs there)"
@@ -151,13 +212,14 @@ impl Builder {
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
-        let (registry, events) = Registry::new(
+        let (registry, inbox) = Registry::new(
             connector,
             self.policy.clone(),
             self.backoff,
+            self.health.clone(),
             self.on_all_unreachable.clone(),
         );
-        runtime.spawn(registry.run(events, discovery, Arc::downgrade(&shared), stop_rx));
+        runtime.spawn(registry.run(inbox, discovery, Arc::downgrade(&shared), stop_rx));
         Ok(Balancer::from_shared(shared))
     }
 
@@ -188,6 +250,34 @@ impl Builder {
             stop_tx,
             Unready::Closed,
         )))
+    }
+
+    /// Refuses settings that cannot work together, before anything starts.
+    fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
+        self.health.outlier.validate()?;
+        if let Some(slow_start) = &self.health.slow_start {
+            slow_start.validate()?;
+            if self.policy.hashing.is_some() {
+                return Err(Error::InvalidConfig(
+                    "slow start does not apply to consistent hashing: a ramping weight would move keys on every step"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(t) = self.health.panic_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "panic threshold must be within 0..=1 (a share of endpoints), got {t}"
+            )));
+        }
+        #[cfg(feature = "health")]
+        if self.health.check.is_some() && !crate::health::check::supported::<T>() {
+            return Err(Error::InvalidConfig(
+                "health checks need a channel whose request body is tonic::body::Body".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn call_config(&self) -> CallConfig {

@@ -55,6 +55,26 @@ pub enum Unready {
         /// The most recent connection error, if any.
         last_error: Option<String>,
     },
+    /// Endpoints are connected, but none is healthy (ejected by outlier detection, or not
+    /// serving by its health check) and panic mode is off or does not apply.
+    AllUnhealthy {
+        /// Endpoints known to discovery.
+        discovered: usize,
+        /// Of those, ejected by outlier detection.
+        ejected: usize,
+        /// Of those, not serving by their health check (or still waiting for its first answer).
+        not_serving: usize,
+    },
+    /// Every ready endpoint holds calls back: at its concurrency cap, or its circuit breaker
+    /// is open. Calls fail at once rather than queue more load on them.
+    AllRefusing {
+        /// Ready endpoints.
+        ready: usize,
+        /// Of those, at their concurrency cap.
+        at_capacity: usize,
+        /// Of those, with an open circuit breaker (or ejected a moment ago).
+        shut: usize,
+    },
     /// The balancer's background task has stopped (the runtime is shutting down).
     Closed,
 }
@@ -77,6 +97,22 @@ impl fmt::Display for Unready {
                 }
                 Ok(())
             }
+            Unready::AllUnhealthy {
+                discovered,
+                ejected,
+                not_serving,
+            } => write!(
+                f,
+                "none of {discovered} endpoints is healthy ({ejected} ejected by outlier detection, {not_serving} not serving by their health check)"
+            ),
+            Unready::AllRefusing {
+                ready,
+                at_capacity,
+                shut,
+            } => write!(
+                f,
+                "all {ready} ready endpoints refuse calls ({at_capacity} at their concurrency cap, {shut} with an open circuit breaker)"
+            ),
             Unready::Closed => f.write_str("the balancer's background task has stopped"),
         }
     }

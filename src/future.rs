@@ -18,7 +18,7 @@ use crate::endpoint::{EndpointState, InFlight};
 use crate::error::{BoxError, Error, Unready};
 use crate::grpc_timeout::grpc_timeout;
 use crate::policy::PickState;
-use crate::ready_set::Shared;
+use crate::ready_set::{ReadyEndpoint, Shared};
 use crate::transport::{Channel, SendError};
 
 /// What a balanced call resolves to.
@@ -162,7 +162,10 @@ async fn slow_call<T: Channel>(
     loop {
         let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
         let (mut channel, mut hold) = match picked {
-            Ok(picked) => picked,
+            Ok((channel, mut hold)) => {
+                hold.note_deadline(request.headers());
+                (channel, hold)
+            }
             Err(why) => {
                 return Err(Error::NoReadyEndpoint {
                     path: request.uri().path().to_owned(),
@@ -216,7 +219,12 @@ pub(crate) async fn pick_or_wait<T: Channel>(
             let set = shared.set.load();
             match crate::balancer::pick(&set, &shared.config, hash, avoid, state) {
                 Some(picked) => return Ok(picked),
-                None => set.why.clone(),
+                // Every ready endpoint holds calls back (cap, open breaker): fail at once,
+                // waiting would only queue more load on them.
+                None => match refusing(&set.ready) {
+                    Some(why) => return Err(why),
+                    None => set.why.clone(),
+                },
             }
         };
         if Instant::now() >= deadline {
@@ -227,6 +235,25 @@ pub(crate) async fn pick_or_wait<T: Channel>(
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// Why no endpoint of a non-empty snapshot took the call, when every one of them is connected
+/// but its gate is shut; `None` if a connection went away (a new snapshot is coming).
+#[cold]
+fn refusing<T: Channel>(ready: &[ReadyEndpoint<T>]) -> Option<Unready> {
+    if ready.is_empty() || ready.iter().any(|e| !e.channel.is_ready()) {
+        return None;
+    }
+    let shut = ready.iter().filter(|e| e.state.gate.is_shut()).count();
+    let at_capacity = ready
+        .iter()
+        .filter(|e| !e.state.gate.is_shut() && e.state.gate.at_cap(e.state.load.in_flight()))
+        .count();
+    (at_capacity + shut >= ready.len()).then_some(Unready::AllRefusing {
+        ready: ready.len(),
+        at_capacity,
+        shut,
+    })
 }
 
 fn far_future() -> Instant {

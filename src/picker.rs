@@ -9,7 +9,8 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 
 use crate::discover::Key;
-use crate::endpoint::EndpointState;
+use crate::endpoint::{EndpointDefaults, EndpointState};
+use crate::health::passive::Passive;
 use crate::error::{Error, Unready};
 use crate::policy::{self, PickState, Plan, Policy};
 use crate::ready_set::{ReadyEndpoint, ReadySet};
@@ -68,19 +69,13 @@ impl Picker {
                 u32::MAX
             )));
         }
-        let in_flight = policy.total_in_flight_counter();
-        let initial_rtt = policy.initial_rtt();
+        let defaults = EndpointDefaults::new(&policy, None, Arc::new(Passive::inert()));
         let unaddressed = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let ready: Box<[_]> = endpoints
             .into_iter()
             .map(|(key, weight)| ReadyEndpoint {
                 channel: NoRequests(()),
-                state: Arc::new(EndpointState::new(
-                    key,
-                    unaddressed,
-                    initial_rtt,
-                    in_flight.clone(),
-                )),
+                state: Arc::new(EndpointState::new(key, unaddressed, &defaults)),
                 weight,
             })
             .collect();
@@ -88,7 +83,7 @@ impl Picker {
         for e in ready.iter() {
             e.state.load.restamp(0);
         }
-        let plan = Plan::build(&policy, &ready, in_flight);
+        let plan = Plan::build(&policy, &ready, defaults.total_in_flight.clone());
         let mut set = ReadySet::empty(Unready::NoEndpointsDiscovered);
         set.ready = ready;
         set.plan = plan;

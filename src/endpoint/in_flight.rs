@@ -1,5 +1,6 @@
 //! A call's hold on its endpoint: counts the call in flight from dispatch until the response
-//! body ends or is dropped, feeds the latency estimate, and records the outcome.
+//! body ends or is dropped, feeds the latency estimate, and records the outcome (passive
+//! health).
 
 use std::sync::Arc;
 
@@ -7,6 +8,9 @@ use http::{HeaderMap, HeaderName};
 
 use super::EndpointState;
 use super::load::now_ns;
+use crate::grpc_timeout::grpc_timeout;
+use crate::health::gate::Entry;
+use crate::health::outcome::{self, Outcome};
 
 /// Held by the response future, then by the response body.
 pub(crate) struct InFlight {
@@ -14,29 +18,47 @@ pub(crate) struct InFlight {
     /// `now_ns()` at dispatch; 0 when latency is not tracked.
     start_ns: u64,
     decay_ns: f64,
-    /// `Some(failed)` once the outcome is known.
-    outcome: Option<bool>,
-    /// The HTTP status was not a success.
-    http_failed: bool,
+    /// The caller's deadline in `now_ns()` time, to tell a timeout from a cancellation (0:
+    /// none or not read).
+    deadline_ns: u64,
+    /// The gRPC status once known.
+    outcome: Option<Outcome>,
+    /// The outcome by HTTP status, for a response that ends without a gRPC status.
+    http: Outcome,
+    /// An ordinary call, or the trial of a half-open circuit.
+    entry: Entry,
 }
 
 impl InFlight {
     /// Counts a new call on the endpoint. `start_ns` is 0 when latency is not tracked.
     #[inline]
-    pub(crate) fn start(state: Arc<EndpointState>, start_ns: u64, decay_ns: f64) -> Self {
+    pub(crate) fn start(state: Arc<EndpointState>, start_ns: u64, decay_ns: f64, entry: Entry) -> Self {
         state.call_started();
         InFlight {
             state,
             start_ns,
             decay_ns,
+            deadline_ns: 0,
             outcome: None,
-            http_failed: false,
+            http: outcome::HTTP_SUCCESS,
+            entry,
         }
     }
 
     /// The endpoint this call is on.
     pub(crate) fn endpoint(&self) -> &Arc<EndpointState> {
         &self.state
+    }
+
+    /// Notes the caller's `grpc-timeout`, when the outcome classes need it.
+    #[inline]
+    pub(crate) fn note_deadline(&mut self, headers: &HeaderMap) {
+        if self.state.passive.needs_deadline()
+            && let Some(timeout) = grpc_timeout(headers)
+        {
+            let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            self.deadline_ns = now_ns().saturating_add(timeout).max(1);
+        }
     }
 
     /// The response headers arrived: one latency sample; a trailers-only gRPC response already
@@ -49,9 +71,9 @@ impl InFlight {
                 .load
                 .record_rtt(now.saturating_sub(self.start_ns), now, self.decay_ns);
         }
-        self.http_failed = !status.is_success();
-        if let Some(ok) = grpc_ok(headers) {
-            self.outcome = Some(!ok);
+        self.http = outcome::from_http(status);
+        if let Some(code) = grpc_status(headers) {
+            self.outcome = Some(code);
         }
     }
 
@@ -68,8 +90,8 @@ impl InFlight {
     /// Trailers arrived.
     #[inline]
     pub(crate) fn on_trailers(&mut self, trailers: &HeaderMap) {
-        if let Some(ok) = grpc_ok(trailers) {
-            self.outcome = Some(!ok);
+        if let Some(code) = grpc_status(trailers) {
+            self.outcome = Some(code);
         }
     }
 
@@ -77,14 +99,14 @@ impl InFlight {
     #[inline]
     pub(crate) fn on_end(&mut self) {
         if self.outcome.is_none() {
-            self.outcome = Some(self.http_failed);
+            self.outcome = Some(self.http);
         }
     }
 
     /// The call failed (transport error before or during the response).
     #[inline]
     pub(crate) fn on_error(&mut self) {
-        self.outcome = Some(true);
+        self.outcome = Some(outcome::TRANSPORT);
     }
 }
 
@@ -92,19 +114,20 @@ impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
         self.state.call_ended();
-        if let Some(failed) = self.outcome {
-            self.state.record_outcome(failed);
-        }
+        let passive = &self.state.passive;
+        passive.record(&self.state, self.outcome, self.entry, self.deadline_ns);
     }
 }
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
-/// `Some(true)` for `grpc-status: 0`, `Some(false)` for any other status, `None` if absent.
+/// The outcome a `grpc-status` header carries, if present.
 #[inline]
-fn grpc_ok(headers: &HeaderMap) -> Option<bool> {
+fn grpc_status(headers: &HeaderMap) -> Option<Outcome> {
     if headers.is_empty() {
         return None;
     }
-    headers.get(&GRPC_STATUS).map(|v| v.as_bytes() == b"0")
+    headers
+        .get(&GRPC_STATUS)
+        .map(|v| outcome::from_grpc_status(v.as_bytes()))
 }

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::discover::{Endpoint, Key};
+use crate::health::gate::Gate;
+use crate::health::passive::{CallCounters, Passive};
+use crate::health::{BreakerState, Health};
+use crate::policy::Policy;
 use load::Load;
 
 /// Where an endpoint's connection stands.
@@ -53,28 +57,51 @@ pub(crate) struct EndpointState {
     pub(crate) load: Load,
     pub(crate) key: Key,
     pub(crate) addr: SocketAddr,
-    requests: AtomicU64,
-    failures: AtomicU64,
+    /// Whether the picker may give it a call (ejection, circuit breaker, concurrency cap).
+    pub(crate) gate: Gate,
+    pub(crate) counters: CallCounters,
+    /// How calls judge their outcome; shared by the balancer's endpoints.
+    pub(crate) passive: Arc<Passive>,
     connection: AtomicU8,
+    /// The health the control task last decided on (`Health` as a number), for status reads.
+    health: AtomicU8,
     /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
     total_in_flight: Option<Arc<AtomicU64>>,
 }
 
+/// What every endpoint of one balancer is created with.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointDefaults {
+    pub(crate) initial_rtt: Duration,
+    pub(crate) total_in_flight: Option<Arc<AtomicU64>>,
+    pub(crate) max_in_flight: Option<u32>,
+    pub(crate) passive: Arc<Passive>,
+}
+
+impl EndpointDefaults {
+    /// The defaults for endpoints balanced by `policy`.
+    pub(crate) fn new(policy: &Policy, max_in_flight: Option<u32>, passive: Arc<Passive>) -> Self {
+        EndpointDefaults {
+            initial_rtt: policy.initial_rtt(),
+            total_in_flight: policy.total_in_flight_counter(),
+            max_in_flight,
+            passive,
+        }
+    }
+}
+
 impl EndpointState {
-    pub(crate) fn new(
-        key: Key,
-        addr: SocketAddr,
-        initial_rtt: Duration,
-        total_in_flight: Option<Arc<AtomicU64>>,
-    ) -> Self {
+    pub(crate) fn new(key: Key, addr: SocketAddr, defaults: &EndpointDefaults) -> Self {
         EndpointState {
-            load: Load::new(initial_rtt),
+            load: Load::new(defaults.initial_rtt),
             key,
             addr,
-            requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
+            gate: Gate::new(defaults.max_in_flight),
+            counters: CallCounters::default(),
+            passive: defaults.passive.clone(),
             connection: AtomicU8::new(ConnectionState::Connecting.as_u8()),
-            total_in_flight,
+            health: AtomicU8::new(Health::Healthy as u8),
+            total_in_flight: defaults.total_in_flight.clone(),
         }
     }
 
@@ -84,6 +111,25 @@ impl EndpointState {
 
     pub(crate) fn connection(&self) -> ConnectionState {
         ConnectionState::from_u8(self.connection.load(Relaxed))
+    }
+
+    pub(crate) fn set_health(&self, health: Health) {
+        self.health.store(health as u8, Relaxed);
+    }
+
+    pub(crate) fn health(&self) -> Health {
+        match self.health.load(Relaxed) {
+            h if h == Health::Ejected as u8 => Health::Ejected,
+            h if h == Health::NotServing as u8 => Health::NotServing,
+            h if h == Health::Checking as u8 => Health::Checking,
+            _ => Health::Healthy,
+        }
+    }
+
+    /// Whether the picker may choose this endpoint now.
+    #[inline]
+    pub(crate) fn admits(&self) -> bool {
+        self.gate.admits(self.load.in_flight())
     }
 
     /// A call starts on this endpoint: counted in flight here and, with bounded loads, on the
@@ -102,14 +148,6 @@ impl EndpointState {
         self.load.end();
         if let Some(total) = &self.total_in_flight {
             total.fetch_sub(1, Relaxed);
-        }
-    }
-
-    /// Counts a finished call (`failed`: transport error or non-OK gRPC status).
-    pub(crate) fn record_outcome(&self, failed: bool) {
-        self.requests.fetch_add(1, Relaxed);
-        if failed {
-            self.failures.fetch_add(1, Relaxed);
         }
     }
 }
@@ -134,16 +172,20 @@ pub struct EndpointStatus {
     pub in_flight: u32,
     /// The current PeakEWMA latency estimate.
     pub rtt_estimate: Duration,
-    /// Calls finished on this endpoint (a call dropped by its caller before the end is not
-    /// counted).
+    /// Calls finished on this endpoint (a call its caller cancelled is not counted).
     pub requests: u64,
-    /// Of those, calls that failed: a transport error or a gRPC status other than OK.
+    /// Of those, calls that failed, as [`Failures`](crate::health::Failures) counts them.
     pub failures: u64,
+    /// Healthy, ejected, not serving, or waiting for its first health check.
+    pub health: Health,
+    /// The endpoint's circuit breaker.
+    pub breaker: BreakerState,
 }
 
 impl EndpointStatus {
     pub(crate) fn read(state: &EndpointState, endpoint: &Endpoint, decay_ns: f64) -> Self {
         let rtt = state.load.rtt_estimate_ns(load::now_ns(), decay_ns);
+        let failures = state.counters.failed.load(Relaxed);
         EndpointStatus {
             key: state.key.clone(),
             addr: state.addr,
@@ -152,8 +194,10 @@ impl EndpointStatus {
             state: state.connection(),
             in_flight: state.load.in_flight(),
             rtt_estimate: Duration::from_nanos(rtt as u64),
-            requests: state.requests.load(Relaxed),
-            failures: state.failures.load(Relaxed),
+            requests: state.counters.ok.load(Relaxed) + failures,
+            failures,
+            health: state.health(),
+            breaker: state.gate.breaker(),
         }
     }
 }

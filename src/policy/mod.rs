@@ -400,14 +400,22 @@ pub(crate) fn pick<T: Channel, R: RngCore>(
     fallback(endpoints, avoid, i)
 }
 
-/// Whether a picked endpoint can take the call: connected, and not the one to avoid.
+/// Whether a picked endpoint can take the call: connected, admitted by its gate (breaker,
+/// ejection, concurrency cap), and not the one to avoid.
 #[inline]
 pub(super) fn usable<T: Channel>(e: &ReadyEndpoint<T>, avoid: Option<&EndpointState>) -> bool {
-    e.channel.is_ready() && !avoid.is_some_and(|x| std::ptr::eq(x, &*e.state))
+    open(e) && !avoid.is_some_and(|x| std::ptr::eq(x, &*e.state))
 }
 
-/// The chosen endpoint is out (its connection closed since this snapshot was published, or it
-/// is the one to avoid): take the next usable one after it, the avoided one last.
+/// Connected and admitted by its gate.
+#[inline]
+fn open<T: Channel>(e: &ReadyEndpoint<T>) -> bool {
+    e.channel.is_ready() && e.state.admits()
+}
+
+/// The chosen endpoint is out (its connection closed since this snapshot was published, its
+/// gate is shut, or it is the one to avoid): take the next usable one after it, the avoided
+/// one last.
 #[cold]
 pub(super) fn fallback<T: Channel>(
     endpoints: &[ReadyEndpoint<T>],
@@ -417,7 +425,7 @@ pub(super) fn fallback<T: Channel>(
     let n = endpoints.len();
     let mut ring = (1..=n).map(|step| (from + step) % n);
     ring.find(|&i| usable(&endpoints[i], avoid))
-        .or_else(|| (0..n).find(|&i| endpoints[i].channel.is_ready()))
+        .or_else(|| (0..n).find(|&i| open(&endpoints[i])))
 }
 
 /// A uniform index below `n` (Lemire's multiply-shift; bias below 2^-32 for any real `n`).

@@ -1,28 +1,42 @@
 //! The control task: one per balancer. It consumes discovery, runs each endpoint's connection
-//! task, and publishes a new ready-set snapshot whenever something changed.
+//! task (and health check), judges endpoint health, and publishes a new ready-set snapshot
+//! whenever something changed.
+//!
+//! * `mod.rs`: the loop, discovery changes and connection events;
+//! * `health.rs`: ejections and their returns, health-check verdicts, the outlier interval;
+//! * `snapshot.rs`: from entries to a snapshot (tiers, panic mode, slow start).
 //!
 //! It holds only a weak reference to the shared state, and stops when the last balancer clone
 //! (and the last call in flight) is gone. Stopping aborts the connection tasks; connections
 //! already made close once their in-flight calls end.
 
+mod health;
+mod snapshot;
+
 use std::collections::BTreeMap;
 use std::pin::pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Weak};
 
 use futures_core::Stream;
 use futures_util::{FutureExt, StreamExt};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::builder::OnAllUnreachable;
 use crate::discover::{Change, Endpoint, Key};
-use crate::endpoint::{Backoff, EndpointState, Event, spawn_connection};
-use crate::error::{BoxError, Unready};
-use crate::policy::{Plan, Policy};
-use crate::ready_set::{ReadyEndpoint, ReadySet, Shared};
+use crate::endpoint::{Backoff, EndpointDefaults, EndpointState, Event, spawn_connection};
+use crate::error::BoxError;
+use crate::health::passive::Passive;
+use crate::health::{HealthConfig, Signal};
+use crate::policy::Policy;
+use crate::ready_set::Shared;
 use crate::transport::Connector;
+
+pub(crate) use health::CheckState;
 
 /// Most changes taken from one wake-up before a snapshot goes out, so a flood of discovery
 /// changes cannot starve connection events.
@@ -35,11 +49,18 @@ struct Entry<T> {
     task: JoinHandle<()>,
     channel: Option<T>,
     last_error: Option<String>,
+    /// Outlier detection's view of it.
+    ejection: health::Ejection,
+    /// Active health checking's view of it.
+    check: CheckState,
+    /// Since when it has been healthy and ready (slow start), `None` while it is not.
+    joined: Option<Instant>,
 }
 
 impl<T> Drop for Entry<T> {
     fn drop(&mut self) {
         self.task.abort();
+        self.check.stop();
     }
 }
 
@@ -47,15 +68,30 @@ pub(crate) struct Registry<C: Connector> {
     connector: Arc<C>,
     policy: Policy,
     backoff: Backoff,
-    initial_rtt: std::time::Duration,
-    /// Calls in flight on all endpoints, counted only when the policy has bounded loads.
-    in_flight: Option<Arc<AtomicU64>>,
+    defaults: EndpointDefaults,
+    health: HealthConfig,
     entries: BTreeMap<Key, Entry<C::Channel>>,
     next_generation: u64,
     events_tx: mpsc::UnboundedSender<Event<C::Channel>>,
+    /// For health checks' verdicts.
+    #[cfg_attr(not(feature = "health"), allow(dead_code))]
+    signals_tx: mpsc::UnboundedSender<Signal>,
     last_error: Option<String>,
     on_all_unreachable: Option<OnAllUnreachable>,
     all_unreachable: bool,
+    /// Whether the last snapshot was in panic mode.
+    panic: bool,
+    /// When the outlier statistics run next.
+    next_interval: Instant,
+    /// When the next slow-start step is published, while an endpoint ramps.
+    ramp_at: Option<Instant>,
+    rng: SmallRng,
+}
+
+/// The receiving ends the control loop reads.
+pub(crate) struct Inbox<T> {
+    events: mpsc::UnboundedReceiver<Event<T>>,
+    signals: mpsc::UnboundedReceiver<Signal>,
 }
 
 impl<C: Connector> Registry<C> {
@@ -63,29 +99,44 @@ impl<C: Connector> Registry<C> {
         connector: C,
         policy: Policy,
         backoff: Backoff,
+        health: HealthConfig,
         on_all_unreachable: Option<OnAllUnreachable>,
-    ) -> (Self, mpsc::UnboundedReceiver<Event<C::Channel>>) {
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+    ) -> (Self, Inbox<C::Channel>) {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (signals_tx, signals) = mpsc::unbounded_channel();
+        let outlier = &health.outlier;
+        let eject_after = outlier.enabled.then_some(outlier.consecutive_failures).flatten();
+        let passive = Arc::new(Passive::new(
+            health.failures,
+            eject_after,
+            health.breaker,
+            signals_tx.clone(),
+        ));
         let registry = Registry {
             connector: Arc::new(connector),
             backoff,
-            initial_rtt: policy.initial_rtt(),
-            in_flight: policy.total_in_flight_counter(),
+            defaults: EndpointDefaults::new(&policy, health.breaker.max_in_flight, passive),
+            next_interval: Instant::now() + health.outlier.interval,
+            health,
             policy,
             entries: BTreeMap::new(),
             next_generation: 0,
             events_tx,
+            signals_tx,
             last_error: None,
             on_all_unreachable,
             all_unreachable: false,
+            panic: false,
+            ramp_at: None,
+            rng: SmallRng::seed_from_u64(crate::endpoint::load::now_ns()),
         };
-        (registry, events_rx)
+        (registry, Inbox { events, signals })
     }
 
     /// Runs until the balancer is dropped.
     pub(crate) async fn run<D, E>(
         mut self,
-        mut events: mpsc::UnboundedReceiver<Event<C::Channel>>,
+        mut inbox: Inbox<C::Channel>,
         discovery: D,
         shared: Weak<Shared<C::Channel>>,
         mut stop: oneshot::Receiver<()>,
@@ -96,16 +147,23 @@ impl<C: Connector> Registry<C> {
         let mut discovery = pin!(discovery);
         let mut discovering = true;
         loop {
+            let timer = self.next_timer();
             let mut dirty = tokio::select! {
                 biased;
                 _ = &mut stop => break,
-                Some(event) = events.recv() => self.on_event(event),
+                Some(event) = inbox.events.recv() => self.on_event(event),
+                Some(signal) = inbox.signals.recv() => self.on_signal(signal),
                 change = discovery.next(), if discovering => self.on_discovery(change, &mut discovering),
+                _ = sleep_until(timer), if timer.is_some() => self.on_timer(),
             };
             // Take whatever else is already waiting, then publish once.
             for _ in 0..MAX_BATCH {
-                let Ok(event) = events.try_recv() else { break };
+                let Ok(event) = inbox.events.try_recv() else { break };
                 dirty |= self.on_event(event);
+            }
+            for _ in 0..MAX_BATCH {
+                let Ok(signal) = inbox.signals.try_recv() else { break };
+                dirty |= self.on_signal(signal);
             }
             while discovering {
                 let Some(change) = discovery.next().now_or_never() else {
@@ -117,7 +175,8 @@ impl<C: Connector> Registry<C> {
                 let Some(shared) = shared.upgrade() else {
                     break;
                 };
-                shared.publish(self.snapshot());
+                let snapshot = self.snapshot();
+                shared.publish(snapshot);
                 self.check_all_unreachable();
             }
             // While nothing can connect, every failed attempt (each wake-up) asks again.
@@ -176,8 +235,7 @@ impl<C: Connector> Registry<C> {
         let state = Arc::new(EndpointState::new(
             key.clone(),
             endpoint.addr(),
-            self.initial_rtt,
-            self.in_flight.clone(),
+            &self.defaults,
         ));
         let task = spawn_connection(
             self.connector.clone(),
@@ -189,17 +247,21 @@ impl<C: Connector> Registry<C> {
             self.events_tx.clone(),
         );
         // Replacing an entry drops the old one, which aborts its connection task.
-        self.entries.insert(
-            key,
-            Entry {
-                endpoint,
-                state,
-                generation,
-                task,
-                channel: None,
-                last_error: None,
-            },
-        );
+        let entry = Entry {
+            endpoint,
+            state,
+            generation,
+            task,
+            channel: None,
+            last_error: None,
+            ejection: health::Ejection::default(),
+            check: CheckState::default(),
+            joined: None,
+        };
+        if let Some(old) = self.entries.insert(key, entry) {
+            self.retire(&old);
+        }
+        self.update_ejection_cap();
         true
     }
 
@@ -207,6 +269,8 @@ impl<C: Connector> Registry<C> {
         match self.entries.remove(key) {
             Some(entry) => {
                 tracing::info!(endpoint = %key, addr = %entry.endpoint.addr(), in_flight = entry.state.load.in_flight(), "endpoint removed; draining in-flight calls");
+                self.retire(&entry);
+                self.update_ejection_cap();
                 true
             }
             None => {
@@ -222,14 +286,20 @@ impl<C: Connector> Registry<C> {
                 key,
                 generation,
                 channel,
-            } => match self.entries.get_mut(&key) {
-                Some(entry) if entry.generation == generation => {
-                    entry.channel = Some(channel);
-                    entry.last_error = None;
-                    true
-                }
-                _ => false,
-            },
+            } => {
+                let (state, epoch) = match self.entries.get(&key) {
+                    Some(e) if e.generation == generation => (e.state.clone(), e.check.next_epoch()),
+                    _ => return false,
+                };
+                let check = self.health_check_for(&key, &state, &channel, epoch);
+                let Some(entry) = self.entries.get_mut(&key) else {
+                    return false;
+                };
+                entry.last_error = None;
+                entry.check.start(check, &state);
+                entry.channel = Some(channel);
+                true
+            }
             Event::Down {
                 key,
                 generation,
@@ -237,6 +307,7 @@ impl<C: Connector> Registry<C> {
             } => match self.entries.get_mut(&key) {
                 Some(entry) if entry.generation == generation => {
                     let was_ready = entry.channel.take().is_some();
+                    entry.check.stop();
                     let first_failure = entry.last_error.is_none();
                     if let Some(e) = &error {
                         self.last_error = Some(format!("{}: {e}", entry.endpoint.addr()));
@@ -267,51 +338,11 @@ impl<C: Connector> Registry<C> {
         }
         self.all_unreachable = all_failed;
     }
+}
 
-    fn snapshot(&self) -> ReadySet<C::Channel> {
-        // Calls go to the best priority tier that has a ready endpoint; lower tiers wait.
-        let tier = self
-            .entries
-            .values()
-            .filter(|e| e.channel.is_some())
-            .map(|e| e.endpoint.priority())
-            .min();
-        let ready: Box<[_]> = self
-            .entries
-            .values()
-            .filter(|e| Some(e.endpoint.priority()) == tier)
-            .filter_map(|e| {
-                e.channel.as_ref().map(|channel| ReadyEndpoint {
-                    channel: channel.clone(),
-                    state: e.state.clone(),
-                    weight: e.endpoint.weight(),
-                })
-            })
-            .collect();
-        let all = self
-            .entries
-            .values()
-            .map(|e| (e.state.clone(), e.endpoint.clone()))
-            .collect();
-        let why = if self.entries.is_empty() {
-            Unready::NoEndpointsDiscovered
-        } else {
-            Unready::AllUnreachable {
-                discovered: self.entries.len(),
-                connecting: self
-                    .entries
-                    .values()
-                    .filter(|e| e.channel.is_none() && e.last_error.is_none())
-                    .count(),
-                last_error: self.last_error.clone(),
-            }
-        };
-        let plan = Plan::build(&self.policy, &ready, self.in_flight.clone());
-        ReadySet {
-            ready,
-            all,
-            why,
-            plan,
-        }
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

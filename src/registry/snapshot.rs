@@ -1,0 +1,173 @@
+//! From the control task's entries to the snapshot calls pick from: the best tier with a
+//! healthy endpoint, panic mode when too few of that tier are healthy, slow-start weights, and
+//! why nothing is ready when nothing is.
+
+use tokio::time::Instant;
+
+use super::{Entry, Registry};
+use crate::error::Unready;
+use crate::health::slow_start;
+use crate::policy::Plan;
+use crate::ready_set::{ReadyEndpoint, ReadySet};
+use crate::transport::Connector;
+
+/// Connected, not ejected, and serving by its health check (if checked).
+fn healthy<T>(e: &Entry<T>) -> bool {
+    e.channel.is_some() && !e.state.gate.is_ejected() && e.check.serving()
+}
+
+/// What panic mode adds: connected and not ejected, whatever its health check says.
+fn usable_in_panic<T>(e: &Entry<T>) -> bool {
+    e.channel.is_some() && !e.state.gate.is_ejected()
+}
+
+impl<C: Connector> Registry<C> {
+    pub(super) fn snapshot(&mut self) -> ReadySet<C::Channel> {
+        let now = Instant::now();
+        self.track_joins(now);
+        let (tier, panic) = self.choose_tier();
+        self.note_panic(tier, panic);
+        let eligible = |e: &Entry<C::Channel>| {
+            Some(e.endpoint.priority()) == tier
+                && if panic {
+                    usable_in_panic(e)
+                } else {
+                    healthy(e)
+                }
+        };
+        let slow_start = self.health.slow_start;
+        let scale = match slow_start {
+            Some(_) => slow_start::scale(
+                self.entries
+                    .values()
+                    .filter(|e| eligible(e))
+                    .map(|e| e.endpoint.weight())
+                    .max()
+                    .unwrap_or(1),
+            ),
+            None => 1,
+        };
+        let mut ramping = false;
+        let ready: Box<[_]> = self
+            .entries
+            .values()
+            .filter(|e| eligible(e))
+            .filter_map(|e| {
+                let factor = slow_start
+                    .zip(e.joined)
+                    .and_then(|(s, joined)| s.factor(now.duration_since(joined)));
+                ramping |= factor.is_some();
+                e.channel.as_ref().map(|channel| ReadyEndpoint {
+                    channel: channel.clone(),
+                    state: e.state.clone(),
+                    weight: slow_start::ramped(e.endpoint.weight(), scale, factor),
+                })
+            })
+            .collect();
+        self.ramp_at = match (ramping, slow_start) {
+            (true, Some(s)) => Some(now + s.step()),
+            _ => None,
+        };
+        let all = self
+            .entries
+            .values()
+            .map(|e| (e.state.clone(), e.endpoint.clone()))
+            .collect();
+        let plan = Plan::build(&self.policy, &ready, self.defaults.total_in_flight.clone());
+        ReadySet {
+            ready,
+            all,
+            why: self.why_unready(),
+            plan,
+        }
+    }
+
+    /// The tier calls go to — the best priority with a healthy endpoint, else (panic mode)
+    /// the best with a connected one — and whether it is in panic mode.
+    fn choose_tier(&self) -> (Option<u32>, bool) {
+        let entries = || self.entries.values();
+        let best_healthy = entries().filter(|e| healthy(e)).map(|e| e.endpoint.priority()).min();
+        let Some(threshold) = self.health.panic_threshold else {
+            return (best_healthy, false);
+        };
+        match best_healthy {
+            Some(tier) => {
+                let in_tier = || entries().filter(move |e| e.endpoint.priority() == tier);
+                let healthy_n = in_tier().filter(|e| healthy(e)).count();
+                let total = in_tier().count();
+                (Some(tier), (healthy_n as f64) < threshold * total as f64)
+            }
+            None => {
+                let tier = entries()
+                    .filter(|e| usable_in_panic(e))
+                    .map(|e| e.endpoint.priority())
+                    .min();
+                (tier, tier.is_some())
+            }
+        }
+    }
+
+    /// Says so when panic mode begins or ends.
+    fn note_panic(&mut self, tier: Option<u32>, panic: bool) {
+        if panic == self.panic {
+            return;
+        }
+        self.panic = panic;
+        let in_tier = || self.entries.values().filter(|e| Some(e.endpoint.priority()) == tier);
+        let healthy_n = in_tier().filter(|e| healthy(e)).count();
+        let total = in_tier().count();
+        if panic {
+            tracing::warn!(
+                tier,
+                healthy = healthy_n,
+                endpoints = total,
+                threshold = self.health.panic_threshold,
+                "panic mode entered: too few healthy endpoints; balancing over every connected endpoint that is not ejected"
+            );
+        } else {
+            tracing::info!(
+                healthy = healthy_n,
+                endpoints = total,
+                "panic mode left"
+            );
+        }
+    }
+
+    /// Notes when each endpoint became healthy, for slow start.
+    fn track_joins(&mut self, now: Instant) {
+        if self.health.slow_start.is_none() {
+            return;
+        }
+        for e in self.entries.values_mut() {
+            match (healthy(e), e.joined) {
+                (true, None) => e.joined = Some(now),
+                (false, Some(_)) => e.joined = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Why a call that finds no ready endpoint could not have one.
+    fn why_unready(&self) -> Unready {
+        let entries = || self.entries.values();
+        if self.entries.is_empty() {
+            return Unready::NoEndpointsDiscovered;
+        }
+        if entries().any(|e| e.channel.is_some()) {
+            return Unready::AllUnhealthy {
+                discovered: self.entries.len(),
+                ejected: entries().filter(|e| e.state.gate.is_ejected()).count(),
+                not_serving: entries()
+                    .filter(|e| e.channel.is_some() && !e.check.serving())
+                    .count(),
+            };
+        }
+        Unready::AllUnreachable {
+            discovered: self.entries.len(),
+            connecting: entries()
+                .filter(|e| e.channel.is_none() && e.last_error.is_none())
+                .count(),
+            last_error: self.last_error.clone(),
+        }
+    }
+}
