@@ -59,6 +59,7 @@ mod endpoint;
 mod error;
 mod future;
 mod grpc_timeout;
+pub mod health;
 mod layer;
 mod layer4;
 mod picker;
