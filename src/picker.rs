@@ -10,8 +10,8 @@ use rand::rngs::SmallRng;
 
 use crate::discover::Key;
 use crate::endpoint::{EndpointDefaults, EndpointState};
-use crate::health::passive::Passive;
 use crate::error::{Error, Unready};
+use crate::health::passive::Passive;
 use crate::policy::{self, PickState, Plan, Policy};
 use crate::ready_set::{ReadyEndpoint, ReadySet};
 use crate::transport::NoRequests;

@@ -32,7 +32,12 @@ pub(crate) struct InFlight {
 impl InFlight {
     /// Counts a new call on the endpoint. `start_ns` is 0 when latency is not tracked.
     #[inline]
-    pub(crate) fn start(state: Arc<EndpointState>, start_ns: u64, decay_ns: f64, entry: Entry) -> Self {
+    pub(crate) fn start(
+        state: Arc<EndpointState>,
+        start_ns: u64,
+        decay_ns: f64,
+        entry: Entry,
+    ) -> Self {
         state.call_started();
         InFlight {
             state,

@@ -120,8 +120,7 @@ impl Gate {
     /// The trial failed: open again, for longer. Returns the openings so far.
     pub(crate) fn reopen(&self, backoff: &Backoff) -> u32 {
         let openings = self.openings.fetch_add(1, Relaxed).saturating_add(1);
-        self.open_until_ns
-            .store(until(backoff, openings), Relaxed);
+        self.open_until_ns.store(until(backoff, openings), Relaxed);
         self.half_open_to_open();
         openings
     }

@@ -186,14 +186,20 @@ mod tests {
             assert!(!f.counts_code(c), "{c:?}");
         }
         assert!(f.is_failure(TIMEOUT) && f.is_failure(HTTP_FAILURE));
-        assert!(!f.is_failure(CANCELLED) && !f.is_failure(HTTP_SUCCESS) && !f.is_failure(TRANSPORT));
+        assert!(
+            !f.is_failure(CANCELLED) && !f.is_failure(HTTP_SUCCESS) && !f.is_failure(TRANSPORT)
+        );
         assert!(f.needs_deadline());
         assert!(!f.timeouts(false).needs_deadline());
     }
 
     #[test]
     fn ok_can_never_be_a_failure() {
-        assert!(!Failures::default().code(Code::Ok, true).counts_code(Code::Ok));
+        assert!(
+            !Failures::default()
+                .code(Code::Ok, true)
+                .counts_code(Code::Ok)
+        );
     }
 
     #[test]

@@ -318,7 +318,10 @@ impl fmt::Display for Reason {
                 threshold * 100.0
             ),
             Reason::FailurePercentage { percent, threshold } => {
-                write!(f, "{percent:.1} % of calls failed (threshold {threshold} %)")
+                write!(
+                    f,
+                    "{percent:.1} % of calls failed (threshold {threshold} %)"
+                )
             }
         }
     }

@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(scale(u32::MAX), 1);
         assert_eq!(ramped(3, 1000, None), 3000);
         assert_eq!(ramped(1, 1000, Some(0.1)), 100);
-        assert_eq!(ramped(u32::MAX, 1, Some(0.1)), (f64::from(u32::MAX) * 0.1).round() as u32);
+        assert_eq!(
+            ramped(u32::MAX, 1, Some(0.1)),
+            (f64::from(u32::MAX) * 0.1).round() as u32
+        );
         assert_eq!(ramped(1, 1, Some(0.1)), 1);
     }
 

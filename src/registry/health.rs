@@ -230,10 +230,14 @@ impl<C: Connector> Registry<C> {
 
     /// When the next timer is due, if any.
     pub(super) fn next_timer(&self) -> Option<Instant> {
-        let interval = (self.health.outlier.enabled && !self.entries.is_empty())
-            .then_some(self.next_interval);
+        let interval =
+            (self.health.outlier.enabled && !self.entries.is_empty()).then_some(self.next_interval);
         let returns = self.entries.values().filter_map(|e| e.ejection.until);
-        interval.into_iter().chain(returns).chain(self.ramp_at).min()
+        interval
+            .into_iter()
+            .chain(returns)
+            .chain(self.ramp_at)
+            .min()
     }
 
     /// One outlier-detection interval: this interval's calls per endpoint through the two

@@ -105,7 +105,10 @@ impl<C: Connector> Registry<C> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (signals_tx, signals) = mpsc::unbounded_channel();
         let outlier = &health.outlier;
-        let eject_after = outlier.enabled.then_some(outlier.consecutive_failures).flatten();
+        let eject_after = outlier
+            .enabled
+            .then_some(outlier.consecutive_failures)
+            .flatten();
         let passive = Arc::new(Passive::new(
             health.failures,
             eject_after,
@@ -158,11 +161,15 @@ impl<C: Connector> Registry<C> {
             };
             // Take whatever else is already waiting, then publish once.
             for _ in 0..MAX_BATCH {
-                let Ok(event) = inbox.events.try_recv() else { break };
+                let Ok(event) = inbox.events.try_recv() else {
+                    break;
+                };
                 dirty |= self.on_event(event);
             }
             for _ in 0..MAX_BATCH {
-                let Ok(signal) = inbox.signals.try_recv() else { break };
+                let Ok(signal) = inbox.signals.try_recv() else {
+                    break;
+                };
                 dirty |= self.on_signal(signal);
             }
             while discovering {
@@ -288,7 +295,9 @@ impl<C: Connector> Registry<C> {
                 channel,
             } => {
                 let (state, epoch) = match self.entries.get(&key) {
-                    Some(e) if e.generation == generation => (e.state.clone(), e.check.next_epoch()),
+                    Some(e) if e.generation == generation => {
+                        (e.state.clone(), e.check.next_epoch())
+                    }
                     _ => return false,
                 };
                 let check = self.health_check_for(&key, &state, &channel, epoch);

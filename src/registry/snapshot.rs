@@ -86,7 +86,10 @@ impl<C: Connector> Registry<C> {
     /// the best with a connected one — and whether it is in panic mode.
     fn choose_tier(&self) -> (Option<u32>, bool) {
         let entries = || self.entries.values();
-        let best_healthy = entries().filter(|e| healthy(e)).map(|e| e.endpoint.priority()).min();
+        let best_healthy = entries()
+            .filter(|e| healthy(e))
+            .map(|e| e.endpoint.priority())
+            .min();
         let Some(threshold) = self.health.panic_threshold else {
             return (best_healthy, false);
         };
@@ -113,7 +116,11 @@ impl<C: Connector> Registry<C> {
             return;
         }
         self.panic = panic;
-        let in_tier = || self.entries.values().filter(|e| Some(e.endpoint.priority()) == tier);
+        let in_tier = || {
+            self.entries
+                .values()
+                .filter(|e| Some(e.endpoint.priority()) == tier)
+        };
         let healthy_n = in_tier().filter(|e| healthy(e)).count();
         let total = in_tier().count();
         if panic {
@@ -125,11 +132,7 @@ impl<C: Connector> Registry<C> {
                 "panic mode entered: too few healthy endpoints; balancing over every connected endpoint that is not ejected"
             );
         } else {
-            tracing::info!(
-                healthy = healthy_n,
-                endpoints = total,
-                "panic mode left"
-            );
+            tracing::info!(healthy = healthy_n, endpoints = total, "panic mode left");
         }
     }
 
