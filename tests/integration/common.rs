@@ -7,7 +7,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tower_lb::discover::{Change, Endpoint, Key};
 use tower_lb::transport::Channel;
-use tower_lb::{Backoff, Balancer};
+use tower_lb::{Backoff, Balancer, EndpointStatus};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
@@ -73,4 +73,44 @@ pub async fn echo(client: &mut Client) -> Result<String, tonic::Status> {
         })
         .await?;
     Ok(reply.into_inner().server)
+}
+
+/// The balancer's view of one server.
+pub fn status_of<T: Channel>(balancer: &Balancer<T>, server: &TestServer) -> EndpointStatus {
+    balancer
+        .endpoints()
+        .into_iter()
+        .find(|s| s.addr == server.addr())
+        .expect("the server is discovered")
+}
+
+/// Waits (bounded, 10 s) until `check` holds for the balancer's view of `server`.
+pub async fn wait_for<T: Channel>(
+    balancer: &Balancer<T>,
+    server: &TestServer,
+    what: &str,
+    check: impl Fn(&EndpointStatus) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = status_of(balancer, server);
+        if check(&status) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never became {what}: {status:?}",
+            server.name()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Makes `n` sequential calls; returns how many failed.
+pub async fn calls(client: &mut Client, n: usize) -> usize {
+    let mut failed = 0;
+    for _ in 0..n {
+        failed += usize::from(echo(client).await.is_err());
+    }
+    failed
 }

@@ -6,13 +6,17 @@ mod common;
 
 mod bad_input;
 mod balancing;
+mod breaker;
 mod drain;
 mod fail_fast;
 mod failover;
 mod hashing;
+mod health_check;
 mod layer4;
+mod outlier;
 mod policies;
 mod routing;
 mod shutdown;
+mod slow_start;
 mod tiers;
 mod unsent;

@@ -1,0 +1,104 @@
+//! Active grpc.health.v1 checks against real tonic-health servers: NOT_SERVING drains an
+//! endpoint after one Watch update, SERVING restores it, a server without a health service
+//! counts as healthy, and panic mode spreads calls when too few are healthy.
+
+use tower_lb::Policy;
+use tower_lb::discover::fixed;
+use tower_lb::health::{Health, HealthCheck};
+use tower_lb_testkit::TestServer;
+
+use crate::common::*;
+
+fn with_health(n: usize, prefix: &str) -> Vec<TestServer> {
+    (0..n)
+        .map(|i| TestServer::start_with_health(&format!("{prefix}-{i}")).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_serving_drains_the_endpoint_and_serving_restores_it() {
+    let servers = with_health(3, "watch");
+    let balancer = builder()
+        .policy(Policy::round_robin())
+        .health_check(HealthCheck::grpc().service(tower_lb_testkit::ECHO_SERVICE_NAME))
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    wait_ready(&balancer, 3).await;
+    let mut client = Client::new(balancer.clone());
+
+    let draining = &servers[1];
+    draining.set_serving(false);
+    wait_for(&balancer, draining, "not serving", |s| {
+        s.health == Health::NotServing
+    })
+    .await;
+    assert_eq!(balancer.ready_len(), 2);
+    let before = draining.calls();
+    assert_eq!(calls(&mut client, 30).await, 0);
+    assert_eq!(draining.calls(), before, "a NOT_SERVING endpoint got calls");
+
+    draining.set_serving(true);
+    wait_ready(&balancer, 3).await;
+    assert_eq!(status_of(&balancer, draining).health, Health::Healthy);
+    assert_eq!(calls(&mut client, 30).await, 0);
+    assert!(draining.calls() > before, "SERVING brings it back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_health_service_counts_as_healthy() {
+    let plain = servers(2, "nohealth");
+    let balancer = builder()
+        .health_check(HealthCheck::grpc())
+        .build(fixed(plain.iter().map(endpoint)))
+        .unwrap();
+    wait_ready(&balancer, 2).await;
+    let mut client = Client::new(balancer.clone());
+    assert_eq!(calls(&mut client, 10).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic_mode_spreads_calls_when_too_few_are_healthy() {
+    let servers = with_health(4, "panic");
+    let balancer = builder()
+        .policy(Policy::round_robin())
+        .health_check(HealthCheck::grpc())
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    let strict = builder()
+        .policy(Policy::round_robin())
+        .health_check(HealthCheck::grpc())
+        .panic_threshold(None)
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    wait_ready(&balancer, 4).await;
+    wait_ready(&strict, 4).await;
+
+    // Three of four say NOT_SERVING: 25 % healthy, below the 50 % threshold.
+    for s in &servers[1..] {
+        s.set_serving(false);
+    }
+    for s in &servers[1..] {
+        wait_for(&strict, s, "not serving", |st| {
+            st.health == Health::NotServing
+        })
+        .await;
+    }
+    wait_ready(&strict, 1).await;
+    let mut client = Client::new(strict.clone());
+    let before: Vec<u64> = servers.iter().map(|s| s.calls()).collect();
+    assert_eq!(calls(&mut client, 20).await, 0);
+    assert_eq!(
+        servers[0].calls(),
+        before[0] + 20,
+        "without panic mode one endpoint takes all"
+    );
+
+    // The panicking balancer keeps all four.
+    wait_ready(&balancer, 4).await;
+    let mut client = Client::new(balancer.clone());
+    let before: Vec<u64> = servers.iter().map(|s| s.calls()).collect();
+    assert_eq!(calls(&mut client, 40).await, 0);
+    for (s, b) in servers.iter().zip(before) {
+        assert_eq!(s.calls(), b + 10, "{} in panic mode", s.name());
+    }
+}
