@@ -13,6 +13,7 @@ use crate::endpoint::load::now_ns;
 use crate::endpoint::{EndpointState, EndpointStatus, InFlight};
 use crate::error::BoxError;
 use crate::future::{Handle, ResponseFuture};
+use crate::health::gate::Entry;
 use crate::policy::{self, PickState};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
 use crate::transport::{Channel, Http2Channel};
@@ -151,6 +152,9 @@ pub(crate) fn pick<T: Channel>(
     // `None`: another caller took the trial of its half-open circuit since the pick (the
     // slow path picks again).
     let entry = endpoint.state.gate.enter()?;
+    if entry == Entry::Trial {
+        tracing::info!(endpoint = %endpoint.state.key, "circuit breaker half-open: one trial call");
+    }
     Some((
         endpoint.channel.clone(),
         InFlight::start(endpoint.state.clone(), now, decay_ns, entry),

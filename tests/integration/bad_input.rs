@@ -144,3 +144,83 @@ fn invalid_policy_settings_are_refused_with_a_reason() {
     .unwrap_err();
     assert!(twice.to_string().contains("twice"), "{twice}");
 }
+
+#[tokio::test]
+async fn invalid_health_settings_are_refused_with_a_reason() {
+    use tower_lb::health::{FailurePercentage, OutlierDetection, SlowStart, SuccessRate};
+    use tower_lb::{HashKey, Policy};
+    let od = OutlierDetection::default;
+    let second = Duration::from_secs(1);
+    let refused = [
+        (
+            "interval 0",
+            builder().outlier_detection(od().interval(Duration::ZERO)),
+        ),
+        (
+            "ejection 101 %",
+            builder().outlier_detection(od().max_ejection_percent(101)),
+        ),
+        (
+            "0 consecutive",
+            builder().outlier_detection(od().consecutive_failures(Some(0))),
+        ),
+        (
+            "stdev NaN",
+            builder().outlier_detection(
+                od().success_rate(Some(SuccessRate::default().stdev_factor(f64::NAN))),
+            ),
+        ),
+        (
+            "threshold 200 %",
+            builder().outlier_detection(
+                od().failure_percentage(Some(FailurePercentage::default().threshold(200))),
+            ),
+        ),
+        (
+            "slow start 0 s",
+            builder().slow_start(SlowStart::new(Duration::ZERO)),
+        ),
+        (
+            "slow start aggression -1",
+            builder().slow_start(SlowStart::new(second).aggression(-1.0)),
+        ),
+        (
+            "slow start with hashing",
+            builder()
+                .policy(Policy::maglev(HashKey::path()))
+                .slow_start(SlowStart::new(second)),
+        ),
+        ("panic 1.5", builder().panic_threshold(Some(1.5))),
+        ("panic NaN", builder().panic_threshold(Some(f64::NAN))),
+    ];
+    for (what, builder) in refused {
+        let err = builder.build(fixed(Vec::<Endpoint>::new())).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig(_)), "{what}: {err}");
+    }
+    // Disabled outlier detection ignores its (unused) settings.
+    let off = OutlierDetection::disabled().interval(Duration::ZERO);
+    assert!(
+        builder()
+            .outlier_detection(off)
+            .build(fixed(Vec::<Endpoint>::new()))
+            .is_ok()
+    );
+}
+
+#[cfg(feature = "health")]
+#[tokio::test]
+async fn health_checks_need_a_grpc_channel() {
+    use std::convert::Infallible;
+    use tower_lb::health::HealthCheck;
+    use tower_lb::transport::ServiceConnector;
+    let connector: ServiceConnector<_, String> = ServiceConnector::new(|_: &Endpoint| {
+        tower::service_fn(|_: http::Request<String>| async {
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        })
+    });
+    let err = Balancer::builder()
+        .health_check(HealthCheck::grpc())
+        .build_with(connector, fixed(Vec::<Endpoint>::new()))
+        .unwrap_err();
+    assert!(err.to_string().contains("tonic::body::Body"), "{err}");
+}

@@ -102,3 +102,28 @@ async fn panic_mode_spreads_calls_when_too_few_are_healthy() {
         assert_eq!(s.calls(), b + 10, "{} in panic mode", s.name());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_endpoint_not_serving_and_no_panic_mode_calls_fail_saying_why() {
+    let servers = with_health(2, "allbad");
+    let balancer = builder()
+        .health_check(HealthCheck::grpc())
+        .panic_threshold(None)
+        .ready_timeout(std::time::Duration::from_millis(100))
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    wait_ready(&balancer, 2).await;
+    for s in &servers {
+        s.set_serving(false);
+    }
+    wait_ready(&balancer, 0).await;
+    let mut client = Client::new(balancer.clone());
+    let status = echo(&mut client).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().contains("none of 2 endpoints is healthy")
+            && status.message().contains("2 not serving"),
+        "{}",
+        status.message()
+    );
+}

@@ -11,6 +11,7 @@ mod drain;
 mod fail_fast;
 mod failover;
 mod hashing;
+#[cfg(feature = "health")]
 mod health_check;
 mod layer4;
 mod outlier;
