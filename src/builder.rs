@@ -253,6 +253,7 @@ impl Builder {
     }
 
     /// Refuses settings that cannot work together, before anything starts.
+    #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
     fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
         self.health.outlier.validate()?;
         if let Some(slow_start) = &self.health.slow_start {
