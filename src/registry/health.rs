@@ -45,11 +45,13 @@ impl CheckState {
             None => Some(true),
         };
         self.task = task;
-        state.set_health(if self.serving.is_some() {
-            Health::Healthy
-        } else {
-            Health::Checking
-        });
+        if !state.gate.is_ejected() {
+            state.set_health(if self.serving.is_some() {
+                Health::Healthy
+            } else {
+                Health::Checking
+            });
+        }
     }
 
     pub(super) fn stop(&mut self) {
