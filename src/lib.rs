@@ -38,6 +38,18 @@
 //! error). A request a connection hands back unsent is picked again onto another endpoint.
 //! An endpoint removed by discovery takes no new calls; its in-flight calls finish.
 //!
+//! ## Health
+//!
+//! Being connected is not enough to take calls. [Outlier detection](health::OutlierDetection)
+//! (on by default) ejects an endpoint whose calls fail — at its 5th consecutive failure, or by
+//! the success-rate and failure-percentage statistics — for a growing time, never more than
+//! 10 % of endpoints at once. A [circuit breaker](health::CircuitBreaker) caps calls in flight
+//! per endpoint and can open after failures, letting one trial call through after a backoff.
+//! [Active health checks](health) over `grpc.health.v1` take `NOT_SERVING` endpoints out
+//! before a call fails. [Slow start](health::SlowStart) ramps (re)joining endpoints, and panic
+//! mode spreads calls over every connected endpoint when too few are healthy. The
+//! [`health`] module explains each mechanism and its trade-off.
+//!
 //! ## Policies, tiers and routing
 //!
 //! [`Policy`] explains each algorithm and its trade-off: p2c (PeakEWMA or in-flight),
