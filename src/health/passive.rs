@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::outcome::{CANCELLED, Outcome, TIMEOUT};
+use super::outcome::{CANCELLED, Outcome, TIMEOUT, TRANSPORT};
 use super::{CircuitBreaker, Failures, Signal};
 use crate::endpoint::EndpointState;
 use crate::endpoint::load::now_ns;
@@ -70,14 +70,17 @@ impl Passive {
             None => dropped(deadline_ns),
         };
         let counters = &state.counters;
-        if outcome == CANCELLED && !self.failures.is_failure(CANCELLED) {
-            // Not the endpoint's doing, either way.
+        let failed = self.failures.is_failure(outcome);
+        if !failed && matches!(outcome, TRANSPORT | TIMEOUT | CANCELLED) {
+            // Says nothing about the endpoint either way (a broken connection, a caller that
+            // gave up): neither a success nor a failure, and a trial that ended so decides
+            // nothing.
             if entry == Entry::Trial {
                 state.gate.retry_trial();
             }
             return;
         }
-        if self.failures.is_failure(outcome) {
+        if failed {
             counters.failed.fetch_add(1, Relaxed);
             let run = counters.consecutive.fetch_add(1, Relaxed).saturating_add(1);
             self.on_failure(state, run, entry);
@@ -190,6 +193,50 @@ mod tests {
             cap.give_back();
         }
         assert_eq!(cap.ejected(), 0, "never below zero");
+    }
+
+    fn endpoint(failures: Failures) -> Arc<EndpointState> {
+        use crate::endpoint::EndpointDefaults;
+        let (signals, _) = tokio::sync::mpsc::unbounded_channel();
+        let breaker = CircuitBreaker::default().open_after(1);
+        let passive = Arc::new(Passive::new(failures, Some(5), breaker, signals));
+        let defaults = EndpointDefaults::new(&crate::Policy::default(), None, passive);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        Arc::new(EndpointState::new(
+            crate::discover::Key::from(addr),
+            addr,
+            &defaults,
+        ))
+    }
+
+    #[test]
+    fn outcomes_that_say_nothing_count_neither_way() {
+        use crate::health::gate::Entry;
+        let state = endpoint(Failures::default());
+        let p = state.passive.clone();
+        p.record(
+            &state,
+            Some(super::super::outcome::TRANSPORT),
+            Entry::Call,
+            0,
+        );
+        p.record(&state, None, Entry::Call, 0);
+        assert_eq!(state.counters.ok.load(Relaxed), 0);
+        assert_eq!(state.counters.failed.load(Relaxed), 0);
+        // An application error is the endpoint working: a success.
+        p.record(&state, Some(tonic::Code::NotFound as u8), Entry::Call, 0);
+        assert_eq!(state.counters.ok.load(Relaxed), 1);
+        // A failure opens the breaker (open_after 1); a trial cut off by a broken connection
+        // decides nothing: the circuit stays open for the next trial.
+        p.record(&state, Some(tonic::Code::Unavailable as u8), Entry::Call, 0);
+        assert_eq!(state.gate.breaker(), crate::health::BreakerState::Open);
+        p.record(
+            &state,
+            Some(super::super::outcome::TRANSPORT),
+            Entry::Trial,
+            0,
+        );
+        assert_eq!(state.gate.breaker(), crate::health::BreakerState::Open);
     }
 
     #[test]
