@@ -36,6 +36,7 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::discover::Key;
 use crate::endpoint::Backoff;
+use crate::endpoint::load::now_ns;
 use crate::error::BoxError;
 use crate::transport::{Channel, SendError};
 
@@ -186,16 +187,11 @@ async fn run<T: Channel>(
         return;
     }
     // Seeded per endpoint, so checks that fail together do not retry together.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = crate::hash_bytes(reporter.key.as_str().as_bytes()) ^ now_ns();
     let mut checker = Checker {
         client: HealthClient::new(GrpcChannel { channel }),
         backoff: config.backoff(),
-        rng: SmallRng::seed_from_u64(xxhash_rust::xxh64::xxh64(
-            reporter.key.as_str().as_bytes(),
-            seed,
-        )),
+        rng: SmallRng::seed_from_u64(seed),
         config,
         reporter,
     };
