@@ -63,8 +63,9 @@ pub(crate) struct EndpointState {
     /// How calls judge their outcome; shared by the balancer's endpoints.
     pub(crate) passive: Arc<Passive>,
     connection: AtomicU8,
-    /// The health the control task last decided on (`Health` as a number), for status reads.
-    health: AtomicU8,
+    /// What its health check last said (`Health` as a number; `Healthy` without checks),
+    /// for status reads. An ejection is read from the gate.
+    checked: AtomicU8,
     /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
     total_in_flight: Option<Arc<AtomicU64>>,
 }
@@ -100,7 +101,7 @@ impl EndpointState {
             counters: CallCounters::default(),
             passive: defaults.passive.clone(),
             connection: AtomicU8::new(ConnectionState::Connecting.as_u8()),
-            health: AtomicU8::new(Health::Healthy as u8),
+            checked: AtomicU8::new(Health::Healthy as u8),
             total_in_flight: defaults.total_in_flight.clone(),
         }
     }
@@ -113,13 +114,17 @@ impl EndpointState {
         ConnectionState::from_u8(self.connection.load(Relaxed))
     }
 
-    pub(crate) fn set_health(&self, health: Health) {
-        self.health.store(health as u8, Relaxed);
+    /// Notes what the endpoint's health check says.
+    pub(crate) fn set_checked(&self, health: Health) {
+        self.checked.store(health as u8, Relaxed);
     }
 
+    /// Ejected (by the gate, the moment a call ejects it), else what its health check says.
     pub(crate) fn health(&self) -> Health {
-        match self.health.load(Relaxed) {
-            h if h == Health::Ejected as u8 => Health::Ejected,
+        if self.gate.is_ejected() {
+            return Health::Ejected;
+        }
+        match self.checked.load(Relaxed) {
             h if h == Health::NotServing as u8 => Health::NotServing,
             h if h == Health::Checking as u8 => Health::Checking,
             _ => Health::Healthy,

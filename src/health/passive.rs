@@ -106,16 +106,30 @@ impl Passive {
         {
             tracing::warn!(endpoint = %state.key, consecutive_failures = run, "circuit breaker opened");
         }
-        if self.eject_after.is_some_and(|n| run >= n)
-            && !state.gate.is_ejected()
-            && self.ejections.take()
-        {
-            if state.gate.eject() {
-                // The control task logs the ejection and schedules the return.
-                let _ = self.signals.send(Signal::Ejected(state.clone()));
-            } else {
-                self.ejections.give_back();
-            }
+        if self.eject_after.is_some_and(|n| run >= n) && self.eject(state) {
+            // The control task logs the ejection and schedules the return.
+            let _ = self.signals.send(Signal::Ejected(state.clone()));
+        }
+    }
+
+    /// Ejects an endpoint if it is not ejected yet and the cap allows one more; `true` if it
+    /// did. The gate shuts at once: the next pick on any core passes the endpoint over.
+    pub(crate) fn eject(&self, state: &EndpointState) -> bool {
+        if state.gate.is_ejected() || !self.ejections.take() {
+            return false;
+        }
+        if state.gate.eject() {
+            return true;
+        }
+        // Another caller ejected it in between.
+        self.ejections.give_back();
+        false
+    }
+
+    /// Lifts an endpoint's ejection, if it has one, and frees its place under the cap.
+    pub(crate) fn end_ejection(&self, state: &EndpointState) {
+        if state.gate.return_from_ejection() {
+            self.ejections.give_back();
         }
     }
 }

@@ -45,12 +45,15 @@ impl CheckState {
             None => Some(true),
         };
         self.task = task;
-        if !state.gate.is_ejected() {
-            state.set_health(if self.serving.is_some() {
-                Health::Healthy
-            } else {
-                Health::Checking
-            });
+        state.set_checked(self.health());
+    }
+
+    /// What the check says, as the endpoint's status shows it (an ejection shows over it).
+    fn health(&self) -> Health {
+        match self.serving {
+            Some(true) => Health::Healthy,
+            Some(false) => Health::NotServing,
+            None => Health::Checking,
         }
     }
 
@@ -85,9 +88,7 @@ impl<C: Connector> Registry<C> {
                     }
                     // Removed meanwhile: its calls still in flight ejected it; undo.
                     None => {
-                        if state.gate.return_from_ejection() {
-                            self.defaults.passive.ejections.give_back();
-                        }
+                        self.defaults.passive.end_ejection(&state);
                         false
                     }
                 }
@@ -137,13 +138,7 @@ impl<C: Connector> Registry<C> {
         }
         let changed = entry.check.serving != Some(serving);
         entry.check.serving = Some(serving);
-        if !entry.state.gate.is_ejected() {
-            entry.state.set_health(if serving {
-                Health::Healthy
-            } else {
-                Health::NotServing
-            });
-        }
+        entry.state.set_checked(entry.check.health());
         changed
     }
 
@@ -202,7 +197,6 @@ impl<C: Connector> Registry<C> {
         entry.ejection.multiplier = entry.ejection.multiplier.saturating_add(1);
         let time = config.ejection_time(entry.ejection.multiplier);
         entry.ejection.until = Some(now + time);
-        entry.state.set_health(Health::Ejected);
         tracing::warn!(
             endpoint = %key,
             addr = %entry.endpoint.addr(),
@@ -270,15 +264,11 @@ impl<C: Connector> Registry<C> {
             if state.gate.is_ejected() {
                 continue;
             }
-            if !self.defaults.passive.ejections.take() {
-                tracing::info!(endpoint = %key, %reason, "outlier not ejected: the ejection cap is reached");
-                continue;
-            }
-            if state.gate.eject() {
+            if self.defaults.passive.eject(&state) {
                 self.record_ejection(key, reason, now);
                 dirty = true;
             } else {
-                self.defaults.passive.ejections.give_back();
+                tracing::info!(endpoint = %key, %reason, "outlier not ejected: the ejection cap is reached");
             }
         }
         for e in self.entries.values_mut() {
@@ -295,15 +285,8 @@ impl<C: Connector> Registry<C> {
         for (key, e) in self.entries.iter_mut() {
             if e.ejection.until.is_some_and(|until| now >= until) {
                 e.ejection.until = None;
-                if e.state.gate.return_from_ejection() {
-                    self.defaults.passive.ejections.give_back();
-                }
+                self.defaults.passive.end_ejection(&e.state);
                 e.state.counters.consecutive.store(0, Relaxed);
-                e.state.set_health(if e.check.serving() {
-                    Health::Healthy
-                } else {
-                    Health::NotServing
-                });
                 tracing::info!(endpoint = %key, addr = %e.endpoint.addr(), "ejection ended; endpoint back in the ready set");
                 dirty = true;
             }
@@ -313,9 +296,7 @@ impl<C: Connector> Registry<C> {
 
     /// An entry leaves (removed, or replaced by a new address): its ejection no longer counts.
     pub(super) fn retire(&self, entry: &Entry<C::Channel>) {
-        if entry.state.gate.return_from_ejection() {
-            self.defaults.passive.ejections.give_back();
-        }
+        self.defaults.passive.end_ejection(&entry.state);
     }
 
     /// The ejection cap follows the number of endpoints.
