@@ -10,12 +10,13 @@ use tower::Service;
 
 use crate::builder::Builder;
 use crate::endpoint::load::now_ns;
-use crate::endpoint::{EndpointState, EndpointStatus, InFlight};
+use crate::endpoint::{EndpointState, InFlight};
 use crate::error::BoxError;
 use crate::future::{Handle, ResponseFuture};
 use crate::health::gate::Entry;
 use crate::policy::{self, PickState};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
+use crate::status::{EndpointStatus, Snapshot};
 use crate::transport::{Channel, Http2Channel};
 
 /// A client-side load balancer for HTTP/2 and gRPC calls.
@@ -72,9 +73,31 @@ impl<T: Channel> Balancer<T> {
         }
     }
 
-    /// A point-in-time view of every endpoint discovery knows of, in key order.
+    /// A point-in-time view of every endpoint discovery knows of, in key order: the
+    /// endpoints of [`snapshot`](Self::snapshot).
     pub fn endpoints(&self) -> Vec<EndpointStatus> {
-        self.shared.statuses()
+        self.shared.snapshot().endpoints
+    }
+
+    /// A point-in-time view of the balancer: every endpoint's address, tier, weight,
+    /// connection, health, breaker, calls in flight, latency estimate and counters; which
+    /// endpoints take calls; the tier in use; panic mode; and why nothing is ready when
+    /// nothing is. For dashboards and tests; the request path is not slowed by it.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tower_lb::Error> {
+    /// use tower_lb::{Balancer, discover};
+    ///
+    /// let endpoints = vec!["127.0.0.1:50051".parse::<discover::Endpoint>()?];
+    /// let balancer = Balancer::builder().build(discover::fixed(endpoints))?;
+    /// for e in balancer.snapshot().endpoints {
+    ///     println!("{} tier {} ready {} in flight {} latency {:?}",
+    ///         e.addr, e.priority, e.ready, e.in_flight, e.rtt_estimate);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn snapshot(&self) -> Snapshot {
+        self.shared.snapshot()
     }
 
     /// How many endpoints can take calls right now.

@@ -12,9 +12,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, oneshot};
 
 use crate::discover::Endpoint;
-use crate::endpoint::{EndpointState, EndpointStatus};
+use crate::endpoint::EndpointState;
 use crate::error::Unready;
 use crate::policy::{Plan, Policy};
+use crate::status::Snapshot;
 
 /// One endpoint that can take calls now.
 pub(crate) struct ReadyEndpoint<T> {
@@ -33,6 +34,10 @@ pub(crate) struct ReadySet<T> {
     pub(crate) why: Unready,
     /// The policy's precomputed state for `ready`.
     pub(crate) plan: Plan,
+    /// The priority tier of `ready`.
+    pub(crate) tier: Option<u32>,
+    /// Whether `ready` was chosen in panic mode.
+    pub(crate) panic: bool,
 }
 
 impl<T> ReadySet<T> {
@@ -42,6 +47,8 @@ impl<T> ReadySet<T> {
             all: Box::new([]),
             why,
             plan: Plan::default(),
+            tier: None,
+            panic: false,
         }
     }
 }
@@ -80,18 +87,14 @@ impl<T> Shared<T> {
         self.changed.notify_waiters();
     }
 
-    pub(crate) fn statuses(&self) -> Vec<EndpointStatus> {
+    /// A view of the balancer as the current snapshot and the endpoints' counters show it.
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let decay = self
             .config
             .policy
             .peak_ewma()
             .unwrap_or_default()
             .decay_ns();
-        self.set
-            .load()
-            .all
-            .iter()
-            .map(|(state, endpoint)| EndpointStatus::read(state, endpoint, decay))
-            .collect()
+        Snapshot::read(&self.set.load(), decay)
     }
 }

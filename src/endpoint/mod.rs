@@ -1,5 +1,4 @@
-//! One endpoint as the balancer keeps it: its shared counters, its connection task and the
-//! read-only view of it that [`Balancer::endpoints`](crate::Balancer::endpoints) returns.
+//! One endpoint as the balancer keeps it: its shared counters and its connection task.
 
 mod backoff;
 mod connection;
@@ -15,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::discover::{Endpoint, Key};
+use crate::discover::Key;
+use crate::health::Health;
 use crate::health::gate::Gate;
 use crate::health::passive::{CallCounters, Passive};
-use crate::health::{BreakerState, Health};
 use crate::policy::Policy;
 use load::Load;
 
@@ -153,56 +152,6 @@ impl EndpointState {
         self.load.end();
         if let Some(total) = &self.total_in_flight {
             total.fetch_sub(1, Relaxed);
-        }
-    }
-}
-
-/// A point-in-time view of one endpoint, for dashboards, demos and tests.
-///
-/// Returned by [`Balancer::endpoints`](crate::Balancer::endpoints).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct EndpointStatus {
-    /// The discovery key.
-    pub key: Key,
-    /// The socket address.
-    pub addr: SocketAddr,
-    /// The weight from discovery.
-    pub weight: u32,
-    /// The priority tier from discovery (0 is the first choice).
-    pub priority: u32,
-    /// The connection state.
-    pub state: ConnectionState,
-    /// Calls in flight now (until their response body ends or is dropped).
-    pub in_flight: u32,
-    /// The current PeakEWMA latency estimate.
-    pub rtt_estimate: Duration,
-    /// Calls finished on this endpoint (a call its caller cancelled is not counted).
-    pub requests: u64,
-    /// Of those, calls that failed, as [`Failures`](crate::health::Failures) counts them.
-    pub failures: u64,
-    /// Healthy, ejected, not serving, or waiting for its first health check.
-    pub health: Health,
-    /// The endpoint's circuit breaker.
-    pub breaker: BreakerState,
-}
-
-impl EndpointStatus {
-    pub(crate) fn read(state: &EndpointState, endpoint: &Endpoint, decay_ns: f64) -> Self {
-        let rtt = state.load.rtt_estimate_ns(load::now_ns(), decay_ns);
-        let failures = state.counters.failed.load(Relaxed);
-        EndpointStatus {
-            key: state.key.clone(),
-            addr: state.addr,
-            weight: endpoint.weight(),
-            priority: endpoint.priority(),
-            state: state.connection(),
-            in_flight: state.load.in_flight(),
-            rtt_estimate: Duration::from_nanos(rtt as u64),
-            requests: state.counters.ok.load(Relaxed) + failures,
-            failures,
-            health: state.health(),
-            breaker: state.gate.breaker(),
         }
     }
 }

@@ -119,6 +119,7 @@ impl Passive {
             return false;
         }
         if state.gate.eject() {
+            state.counters.ejections.fetch_add(1, Relaxed);
             return true;
         }
         // Another caller ejected it in between.
@@ -175,12 +176,14 @@ impl EjectionCap {
     }
 }
 
-/// One endpoint's finished calls, as the passive checks count them.
+/// One endpoint's finished calls, as the passive checks count them, and its ejections.
 #[derive(Debug, Default)]
 pub(crate) struct CallCounters {
     pub(crate) ok: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) consecutive: AtomicU32,
+    /// Times ejected, ever (for status and metrics).
+    pub(crate) ejections: AtomicU64,
 }
 
 #[cfg(test)]

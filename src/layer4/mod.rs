@@ -21,11 +21,12 @@ use tokio::time::Instant;
 use tower::Service;
 
 use crate::balancer::Balancer;
-use crate::endpoint::{EndpointState, EndpointStatus};
+use crate::endpoint::EndpointState;
 use crate::error::{BoxError, Error, Unready};
 use crate::future::pick_or_wait;
 use crate::policy::PickState;
 use crate::ready_set::Shared;
+use crate::status::{EndpointStatus, Snapshot};
 use crate::transport::NoRequests;
 
 /// A [`tower::Service<http::Uri>`] that returns a TCP connection to an endpoint picked by the
@@ -69,6 +70,12 @@ impl TcpBalancer {
     /// counts open connections).
     pub fn endpoints(&self) -> Vec<EndpointStatus> {
         self.inner.endpoints()
+    }
+
+    /// A point-in-time view of the balancer (`in_flight` counts open connections); see
+    /// [`Balancer::snapshot`].
+    pub fn snapshot(&self) -> Snapshot {
+        self.inner.snapshot()
     }
 
     /// How many endpoints are reachable right now.

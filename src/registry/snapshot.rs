@@ -79,6 +79,8 @@ impl<C: Connector> Registry<C> {
             all,
             why: self.why_unready(),
             plan,
+            tier,
+            panic,
         }
     }
 

@@ -93,8 +93,12 @@ async fn panic_mode_spreads_calls_when_too_few_are_healthy() {
         "without panic mode one endpoint takes all"
     );
 
-    // The panicking balancer keeps all four.
+    // The panicking balancer keeps all four, and its snapshot says why.
     wait_ready(&balancer, 4).await;
+    let snapshot = balancer.snapshot();
+    assert!(snapshot.panic, "{snapshot:?}");
+    assert!(!strict.snapshot().panic);
+    assert!(snapshot.endpoints.iter().all(|e| e.ready));
     let mut client = Client::new(balancer.clone());
     let before: Vec<u64> = servers.iter().map(|s| s.calls()).collect();
     assert_eq!(calls(&mut client, 40).await, 0);
@@ -117,6 +121,15 @@ async fn with_every_endpoint_not_serving_and_no_panic_mode_calls_fail_saying_why
         s.set_serving(false);
     }
     wait_ready(&balancer, 0).await;
+    let snapshot = balancer.snapshot();
+    assert_eq!(snapshot.tier, None);
+    assert!(
+        matches!(
+            snapshot.unready,
+            Some(tower_lb::Unready::AllUnhealthy { not_serving: 2, .. })
+        ),
+        "{snapshot:?}"
+    );
     let mut client = Client::new(balancer.clone());
     let status = echo(&mut client).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);

@@ -19,5 +19,6 @@ mod policies;
 mod routing;
 mod shutdown;
 mod slow_start;
+mod snapshot;
 mod tiers;
 mod unsent;

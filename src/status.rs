@@ -1,0 +1,138 @@
+//! Read-only views of a balancer, for dashboards, metrics and tests: the whole balancer
+//! ([`Snapshot`]) and each endpoint in it ([`EndpointStatus`]).
+//!
+//! Reading them costs the request path nothing: they are built from the published ready set
+//! and the endpoints' own atomic counters, the same ones the picker reads.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::discover::{Endpoint, Key};
+use crate::endpoint::load::now_ns;
+use crate::endpoint::{ConnectionState, EndpointState};
+use crate::error::Unready;
+use crate::health::{BreakerState, Health};
+use crate::ready_set::ReadySet;
+
+/// A point-in-time view of a whole balancer: every endpoint discovery knows of, which of
+/// them take calls, the tier in use and whether panic mode is on.
+///
+/// Returned by [`Balancer::snapshot`](crate::Balancer::snapshot). The endpoints are read one
+/// after another, not all at one instant, so counts taken while calls run may be a few calls
+/// apart from each other.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_lb::Error> {
+/// use tower_lb::{Balancer, discover};
+///
+/// let balancer = Balancer::builder().build(discover::fixed(vec![]))?;
+/// let snapshot = balancer.snapshot();
+/// assert_eq!(snapshot.ready, 0);
+/// assert!(snapshot.endpoints.is_empty());
+/// assert!(!snapshot.panic);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Every endpoint discovery knows of, in key order.
+    pub endpoints: Vec<EndpointStatus>,
+    /// How many endpoints take calls now (those with [`EndpointStatus::ready`] set).
+    pub ready: usize,
+    /// The priority tier calls go to: the best one with a healthy endpoint. `None` when no
+    /// endpoint can take calls.
+    pub tier: Option<u32>,
+    /// Whether panic mode is on: too few endpoints of the tier are healthy, so endpoints held
+    /// out by their health checks take calls too (see
+    /// [`Builder::panic_threshold`](crate::Builder::panic_threshold)).
+    pub panic: bool,
+    /// Why no endpoint can take calls, when none can: what a call that finds none fails with.
+    pub unready: Option<Unready>,
+}
+
+impl Snapshot {
+    pub(crate) fn read<T>(set: &ReadySet<T>, decay_ns: f64) -> Self {
+        let now = now_ns();
+        let mut ready = set.ready.iter().map(|e| &*e.state).peekable();
+        let endpoints = set
+            .all
+            .iter()
+            .map(|(state, endpoint)| {
+                // Both lists are in key order: one walk finds which endpoints are ready.
+                let is_ready = ready.next_if(|r| std::ptr::eq(*r, &**state)).is_some();
+                EndpointStatus::read(state, endpoint, is_ready, now, decay_ns)
+            })
+            .collect();
+        Snapshot {
+            endpoints,
+            ready: set.ready.len(),
+            tier: set.tier,
+            panic: set.panic,
+            unready: set.ready.is_empty().then(|| set.why.clone()),
+        }
+    }
+}
+
+/// A point-in-time view of one endpoint.
+///
+/// Returned by [`Balancer::endpoints`](crate::Balancer::endpoints) and in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct EndpointStatus {
+    /// The discovery key.
+    pub key: Key,
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// The weight from discovery.
+    pub weight: u32,
+    /// The priority tier from discovery (0 is the first choice).
+    pub priority: u32,
+    /// The connection state.
+    pub state: ConnectionState,
+    /// Whether the endpoint takes calls now: connected, healthy (or in panic mode), not
+    /// ejected, and in the tier calls go to. Its circuit breaker may still turn a call away.
+    pub ready: bool,
+    /// Calls in flight now (until their response body ends or is dropped).
+    pub in_flight: u32,
+    /// The current PeakEWMA latency estimate.
+    pub rtt_estimate: Duration,
+    /// Calls finished on this endpoint (a call its caller cancelled is not counted).
+    pub requests: u64,
+    /// Of those, calls that failed, as [`Failures`](crate::health::Failures) counts them.
+    pub failures: u64,
+    /// How many times outlier detection has ejected it.
+    pub ejections: u64,
+    /// Healthy, ejected, not serving, or waiting for its first health check.
+    pub health: Health,
+    /// The endpoint's circuit breaker.
+    pub breaker: BreakerState,
+}
+
+impl EndpointStatus {
+    pub(crate) fn read(
+        state: &EndpointState,
+        endpoint: &Endpoint,
+        ready: bool,
+        now: u64,
+        decay_ns: f64,
+    ) -> Self {
+        let rtt = state.load.rtt_estimate_ns(now, decay_ns);
+        let failures = state.counters.failed.load(Relaxed);
+        EndpointStatus {
+            key: state.key.clone(),
+            addr: state.addr,
+            weight: endpoint.weight(),
+            priority: endpoint.priority(),
+            state: state.connection(),
+            ready,
+            in_flight: state.load.in_flight(),
+            rtt_estimate: Duration::from_nanos(rtt as u64),
+            requests: state.counters.ok.load(Relaxed) + failures,
+            failures,
+            ejections: state.counters.ejections.load(Relaxed),
+            health: state.health(),
+            breaker: state.gate.breaker(),
+        }
+    }
+}
