@@ -12,7 +12,7 @@ use crate::builder::Builder;
 use crate::endpoint::load::now_ns;
 use crate::endpoint::{EndpointState, InFlight};
 use crate::error::BoxError;
-use crate::future::{Handle, ResponseFuture};
+use crate::future::{Handle, ResponseFuture, call_span};
 use crate::health::gate::Entry;
 use crate::policy::{self, PickState};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
@@ -144,13 +144,21 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
             None,
             &mut self.pick,
         );
+        let policy = self.shared.config.policy.name();
         match picked {
             Some((mut channel, mut in_flight)) => {
+                let span = call_span(policy, Some(in_flight.endpoint()));
                 in_flight.note_deadline(request.headers());
-                let future = channel.send(request);
-                ResponseFuture::sending(future, in_flight, self.shared.clone(), seed)
+                let future = {
+                    let _entered = span.enter();
+                    channel.send(request)
+                };
+                ResponseFuture::sending(future, in_flight, self.shared.clone(), seed, span)
             }
-            None => ResponseFuture::waiting(Arc::clone(&*self.shared), request, seed),
+            None => {
+                let span = call_span(policy, None);
+                ResponseFuture::waiting(Arc::clone(&*self.shared), request, seed, span)
+            }
         }
     }
 }

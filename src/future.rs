@@ -37,6 +37,9 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<T: Channel> {
         #[pin]
         state: State<T>,
+        // The call's span, entered on every poll; `Span::none()` (no allocation, nothing
+        // recorded) unless a subscriber wants it.
+        span: tracing::Span,
     }
 }
 
@@ -62,6 +65,7 @@ impl<T: Channel> ResponseFuture<T> {
         in_flight: InFlight,
         shared: Handle<T>,
         seed: u64,
+        span: tracing::Span,
     ) -> Self {
         ResponseFuture {
             state: State::Sending {
@@ -70,6 +74,7 @@ impl<T: Channel> ResponseFuture<T> {
                 shared: Some(shared),
                 seed,
             },
+            span,
         }
     }
 
@@ -78,12 +83,37 @@ impl<T: Channel> ResponseFuture<T> {
         shared: Arc<Shared<T>>,
         request: http::Request<T::RequestBody>,
         seed: u64,
+        span: tracing::Span,
     ) -> Self {
+        let future = Box::pin(slow_call(shared, request, 0, None, seed, span.clone()));
         ResponseFuture {
-            state: State::Slow {
-                future: Box::pin(slow_call(shared, request, 0, None, seed)),
-            },
+            state: State::Slow { future },
+            span,
         }
+    }
+}
+
+/// The span of one call: its policy, the endpoint it went to and the attempt (above 1 after a
+/// request came back unsent). At `DEBUG`, target `tower_lb::call`.
+#[inline]
+pub(crate) fn call_span(policy: &'static str, endpoint: Option<&EndpointState>) -> tracing::Span {
+    let span = tracing::debug_span!(
+        target: "tower_lb::call",
+        "call",
+        policy,
+        endpoint = tracing::field::Empty,
+        attempt = 1u32,
+    );
+    if let Some(e) = endpoint {
+        record_endpoint(&span, e);
+    }
+    span
+}
+
+#[inline]
+fn record_endpoint(span: &tracing::Span, endpoint: &EndpointState) {
+    if !span.is_disabled() {
+        span.record("endpoint", tracing::field::display(&endpoint.addr));
     }
 }
 
@@ -91,7 +121,9 @@ impl<T: Channel> Future for ResponseFuture<T> {
     type Output = CallResult<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
+        let this = self.project();
+        let _entered = this.span.enter();
+        let mut state = this.state;
         loop {
             match state.as_mut().project() {
                 StateProj::Sending {
@@ -118,7 +150,9 @@ impl<T: Channel> Future for ResponseFuture<T> {
                                 return Poll::Ready(Err(error));
                             };
                             let shared = Arc::clone(&*handle);
-                            let future = Box::pin(slow_call(shared, request, 1, avoid, *seed));
+                            let span = this.span.clone();
+                            let future =
+                                Box::pin(slow_call(shared, request, 1, avoid, *seed, span));
                             state.set(State::Slow { future });
                         }
                     }
@@ -150,6 +184,7 @@ async fn slow_call<T: Channel>(
     mut unsent: u32,
     mut avoid: Option<Arc<EndpointState>>,
     seed: u64,
+    span: tracing::Span,
 ) -> CallResult<T> {
     let began = Instant::now();
     let wait = match grpc_timeout(request.headers()) {
@@ -164,6 +199,8 @@ async fn slow_call<T: Channel>(
         let (mut channel, mut hold) = match picked {
             Ok((channel, mut hold)) => {
                 hold.note_deadline(request.headers());
+                record_endpoint(&span, hold.endpoint());
+                span.record("attempt", unsent + 1);
                 (channel, hold)
             }
             Err(why) => {

@@ -257,6 +257,29 @@ impl Policy {
         Ok(self)
     }
 
+    /// The policy's name, as the call spans and metrics show it: `p2c_peak_ewma`,
+    /// `p2c_in_flight`, `least_loaded`, `round_robin`, `weighted_random`, `ring_hash` or
+    /// `maglev` (a hashing policy is named after its table, with or without bounded loads).
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// assert_eq!(Policy::default().name(), "p2c_peak_ewma");
+    /// assert_eq!(Policy::maglev(HashKey::path()).name(), "maglev");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match (&self.hashing, self.kind) {
+            (Some(h), _) => match h.table {
+                TableConfig::Ring { .. } => "ring_hash",
+                TableConfig::Maglev { .. } => "maglev",
+            },
+            (None, Kind::P2c(LoadMetric::PeakEwma(_))) => "p2c_peak_ewma",
+            (None, Kind::P2c(LoadMetric::InFlight)) => "p2c_in_flight",
+            (None, Kind::LeastLoaded) => "least_loaded",
+            (None, Kind::RoundRobin) => "round_robin",
+            (None, Kind::WeightedRandom) => "weighted_random",
+        }
+    }
+
     /// A new balancer-wide count of calls in flight, for a policy with bounded loads (the
     /// only one that reads it); `None` otherwise, so other policies skip the shared counter.
     pub(crate) fn total_in_flight_counter(&self) -> Option<Arc<AtomicU64>> {

@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod balancing;
 mod breaker;
+mod call_spans;
 mod drain;
 mod fail_fast;
 mod failover;

@@ -16,7 +16,7 @@ use crate::common::wait_ready;
 
 /// Answers with its port, or refuses every request at `poll_ready` when `refuse` is set.
 #[derive(Clone)]
-struct Backend {
+pub struct Backend {
     port: u16,
     refuse: bool,
 }
@@ -39,9 +39,17 @@ impl Service<http::Request<String>> for Backend {
     }
 }
 
-type InProcess = tower_lb::transport::ServiceChannel<Backend, String>;
+pub type InProcess = tower_lb::transport::ServiceChannel<Backend, String>;
 
-fn balancer(refusing: &[u16], ok: &[u16]) -> Balancer<InProcess> {
+pub fn balancer(refusing: &[u16], ok: &[u16]) -> Balancer<InProcess> {
+    balancer_with(tower_lb::Policy::default(), refusing, ok)
+}
+
+pub fn balancer_with(
+    policy: tower_lb::Policy,
+    refusing: &[u16],
+    ok: &[u16],
+) -> Balancer<InProcess> {
     let refusing_ports = refusing.to_vec();
     let connector = ServiceConnector::new(move |e: &Endpoint| Backend {
         port: e.addr().port(),
@@ -52,6 +60,7 @@ fn balancer(refusing: &[u16], ok: &[u16]) -> Balancer<InProcess> {
         .chain(ok)
         .map(|p| Endpoint::new(([127, 0, 0, 1], *p).into()).unwrap());
     crate::common::builder()
+        .policy(policy)
         .ready_timeout(Duration::from_millis(200))
         .build_with(connector, fixed(endpoints))
         .unwrap()
