@@ -34,6 +34,7 @@ use crate::transport::{Connector, Http2Connector};
 /// | [`slow_start`](Self::slow_start) | off | ramp a (re)joining endpoint's weight |
 /// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
 /// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
+/// | `metrics` (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
 ///
 /// The [`health`](crate::health) module explains each health mechanism and its trade-off.
 ///
@@ -52,6 +53,8 @@ pub struct Builder {
     backoff: Backoff,
     health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 /// A hook run by the control task when every discovered endpoint has failed to connect.
@@ -79,6 +82,8 @@ impl Default for Builder {
             backoff: Backoff::default(),
             health: HealthConfig::default(),
             on_all_unreachable: None,
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
     }
 }
@@ -174,6 +179,14 @@ impl Builder {
         self
     }
 
+    /// Exports the balancer's state through the `metrics` facade (feature `metrics`; off
+    /// until set). See [`metrics`](crate::metrics) for what is exported.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Builds a balancer for tonic clients: HTTP/2 over TCP to each endpoint, fed by
     /// `discovery`.
     ///
@@ -220,6 +233,10 @@ impl Builder {
             self.on_all_unreachable.clone(),
         );
         runtime.spawn(registry.run(inbox, discovery, Arc::downgrade(&shared), stop_rx));
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.spawn(&runtime, Arc::downgrade(&shared));
+        }
         Ok(Balancer::from_shared(shared))
     }
 
@@ -256,6 +273,10 @@ impl Builder {
     #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
     fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
         self.health.outlier.validate()?;
+        #[cfg(feature = "metrics")]
+        if let Some(metrics) = &self.metrics {
+            metrics.validate()?;
+        }
         if let Some(slow_start) = &self.health.slow_start {
             slow_start.validate()?;
             if self.policy.hashing.is_some() {

@@ -74,6 +74,8 @@ mod grpc_timeout;
 pub mod health;
 mod layer;
 mod layer4;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod picker;
 mod policy;
 mod ready_set;

@@ -89,12 +89,17 @@ impl<T> Shared<T> {
 
     /// A view of the balancer as the current snapshot and the endpoints' counters show it.
     pub(crate) fn snapshot(&self) -> Snapshot {
+        self.snapshot_of(&self.set.load())
+    }
+
+    /// A view of the balancer as `set` and the endpoints' counters show it.
+    pub(crate) fn snapshot_of(&self, set: &ReadySet<T>) -> Snapshot {
         let decay = self
             .config
             .policy
             .peak_ewma()
             .unwrap_or_default()
             .decay_ns();
-        Snapshot::read(&self.set.load(), decay)
+        Snapshot::read(set, decay)
     }
 }
