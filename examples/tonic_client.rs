@@ -92,7 +92,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let balancer = ServiceBuilder::new()
         .layer(Balancer::builder().layer(discover::fixed(endpoints)))
         .service(Http2Connector::<tonic::body::Body>::new());
-    check("layer form:  ", &spread(EchoClient::new(balancer.clone())).await?)?;
+    check(
+        "layer form:  ",
+        &spread(EchoClient::new(balancer.clone())).await?,
+    )?;
 
     // 3. A per-call deadline. Backend `a` now takes 2 s per call; the 200 ms deadline travels
     //    as grpc-timeout and the call ends with the server's deadline status, not after 2 s.
@@ -148,7 +151,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("expected UNAVAILABLE, got {:?}", status.code()).into());
     }
     // The detail is also there as a typed error, for code that wants it.
-    let typed = std::error::Error::source(&status).and_then(|e| e.downcast_ref::<tower_lb::Error>());
+    let typed =
+        std::error::Error::source(&status).and_then(|e| e.downcast_ref::<tower_lb::Error>());
     if !matches!(typed, Some(tower_lb::Error::NoReadyEndpoint { .. })) {
         return Err("expected a tower_lb::Error::NoReadyEndpoint as the status's source".into());
     }
