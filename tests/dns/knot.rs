@@ -42,6 +42,7 @@ impl Zone {
 
     /// Serves the main zone (the records of [`srv`](Self::srv) and [`addr`](Self::addr)) as
     /// `origin` (e.g. `cluster.local.`) instead of [`ORIGIN`]. Read by [`Knot::start`] only.
+    #[allow(dead_code)] // used by examples/kubernetes_dns.rs, not by the tests
     pub fn origin(mut self, origin: &str) -> Self {
         self.origin = Some(origin.into());
         self
