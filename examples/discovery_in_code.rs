@@ -15,8 +15,9 @@
 //!   pod-a 127.0.0.1:41017 weight 1 Ready, 60 calls done
 //! ...
 //! remove pod-b with 3 calls in flight on it
-//!   its 3 in-flight calls finished: 3 ok
-//!   120 calls answered by {"a": 30, "c": 90}; b got 0 new calls
+//!   the 24 calls in flight then (b's and the others') finished: 24 ok
+//!   120 calls answered by {"a": 30, "c": 90}
+//!   b got 0 new calls
 //! ```
 //!
 //! and exits non-zero if a step's counts do not show what it claims.
@@ -110,6 +111,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // a Change keyed by a name of its own (a pod name here). The channel carries no errors, so
     // the stream's error type is Infallible; a watcher that can fail yields Err items instead,
     // which the balancer logs while keeping the last set.
+    // (With tokio::sync::mpsc, wrap the receiver in tokio_stream's UnboundedReceiverStream.)
     let (watcher, changes) = mpsc::unbounded::<Change>();
     let discovery = changes.map(Ok::<Change, Infallible>);
     // Smooth weighted round robin makes the shares exactly follow the weights, so the counts
@@ -159,13 +161,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     watcher.unbounded_send(Change::Remove(Key::from("pod-b")))?;
     until(&balancer, "b out of the ready set", |b| b.ready_len() == 2).await?;
-    let b_before = b.calls();
     let spawned = in_flight.len();
     let mut ok = 0;
     for call in in_flight {
         ok += usize::from(call.await?.is_ok());
     }
     println!("  the {spawned} calls in flight then (b's and the others') finished: {ok} ok");
+    let b_before = b.calls();
     ensure(
         ok == spawned && b.in_flight() == 0,
         "b's in-flight calls drain and succeed",

@@ -11,7 +11,7 @@
 //! builder form: 300 calls answered by {"a": 97, "b": 104, "c": 99}
 //! layer form:   300 calls answered by {"a": 101, "b": 96, "c": 103}
 //! deadline 200ms on a call to a backend that takes 2 s: Cancelled: Timeout expired
-//! backends down: Unavailable after 300ms: tower-lb: no ready endpoint for /echo.Echo/Unary after waiting 300ms: all 2 endpoints unreachable or connecting (...); last connection error: ...
+//! backends down: Unavailable after 300ms: tower-lb: no ready endpoint for /echo.Echo/Unary after waiting 300ms: all 2 endpoints unreachable or connecting (0 connecting); last connection error: 127.0.0.1:34565: Connection refused (os error 111)
 //! ```
 //!
 //! and exits non-zero if the calls did not reach all three backends or the failures were not
