@@ -29,6 +29,8 @@ pub struct Rr {
 /// The records of the test zones.
 #[derive(Debug, Clone, Default)]
 pub struct Zone {
+    /// The main zone's name instead of [`ORIGIN`] (fixed when the server starts).
+    origin: Option<String>,
     records: Vec<Rr>,
     other: Vec<Rr>,
 }
@@ -38,7 +40,15 @@ impl Zone {
         Self::default()
     }
 
-    /// An SRV record at `owner` (e.g. `_grpc._tcp.echo`) in `lb.test.`; `target` is taken as
+    /// Serves the main zone (the records of [`srv`](Self::srv) and [`addr`](Self::addr)) as
+    /// `origin` (e.g. `cluster.local.`) instead of [`ORIGIN`]. Read by [`Knot::start`] only.
+    #[allow(dead_code)] // used by examples/kubernetes_dns.rs, not by the tests
+    pub fn origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// An SRV record at `owner` (e.g. `_grpc._tcp.echo`) in `lb.test.` (or the zone's origin); `target` is taken as
     /// written (end it with a dot for an absolute name).
     pub fn srv(
         mut self,
@@ -135,6 +145,7 @@ pub struct Knot {
     knotc: PathBuf,
     dir: PathBuf,
     addr: SocketAddr,
+    origin: String,
     serial: u32,
     child: Option<Child>,
 }
@@ -156,6 +167,7 @@ impl Knot {
             knotc,
             dir,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            origin: zone.origin.clone().unwrap_or_else(|| ORIGIN.into()),
             serial: 1,
             child: None,
         };
@@ -226,7 +238,10 @@ impl Knot {
         let write = |file: &str, text: String| {
             std::fs::write(self.dir.join(file), text).expect("write a zone file");
         };
-        write("lb.zone", Zone::render(&zone.records, ORIGIN, self.serial));
+        write(
+            "lb.zone",
+            Zone::render(&zone.records, &self.origin, self.serial),
+        );
         write(
             "other.zone",
             Zone::render(&zone.other, OTHER_ORIGIN, self.serial),
@@ -241,9 +256,10 @@ impl Knot {
              database:\n    storage: {dir}\n\
              log:\n  - target: stderr\n    any: warning\n\
              template:\n  - id: default\n    storage: {dir}\n    zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n    semantic-checks: off\n\
-             zone:\n  - domain: {ORIGIN}\n    file: lb.zone\n  - domain: {OTHER_ORIGIN}\n    file: other.zone\n",
+             zone:\n  - domain: {origin}\n    file: lb.zone\n  - domain: {OTHER_ORIGIN}\n    file: other.zone\n",
             ip = self.addr.ip(),
             port = self.addr.port(),
+            origin = self.origin,
         );
         std::fs::write(self.conf(), conf).expect("write knot.conf");
         let log = std::fs::File::create(self.dir.join("knotd.log")).expect("create knotd.log");
