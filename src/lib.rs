@@ -50,17 +50,76 @@
 //! mode spreads calls over every connected endpoint when too few are healthy. The
 //! [`health`] module explains each mechanism and its trade-off.
 //!
-//! ## Policies, tiers and routing
+//! ## Choosing a policy
 //!
-//! [`Policy`] explains each algorithm and its trade-off: p2c (PeakEWMA or in-flight),
-//! least-loaded, smooth weighted round robin, weighted random, and consistent hashing on a
-//! request [`HashKey`] — ring hash, Maglev, and bounded loads on either. Every policy respects
-//! endpoint weights. Endpoints also carry a [priority](discover::Endpoint::with_priority): calls
-//! go to the best tier with a ready endpoint. [`Router`] sends requests to different balancers
-//! by gRPC service or method; [`TcpBalancer`] balances TCP connections for other protocols;
-//! [`Picker`] runs a policy outside a balancer, for simulations and dispatchers of your own.
+//! Each algorithm answers a different question; the trade-offs, before the API
+//! ([`Policy`] has the constructors, `SIMULATION.md` the measured balance and key movement):
+//!
+//! * **Power of two choices (p2c)** — the default. Two endpoints at random, the less loaded one
+//!   wins. A second random choice brings the worst endpoint's load down from
+//!   `ln n / ln ln n` to `ln ln n / ln 2` above the mean (Mitzenmacher), nearly what asking
+//!   every endpoint would give, at a constant cost per call at any size, and without the herd
+//!   that "everyone picks the least loaded" causes when many clients see the same numbers.
+//!   *Load* is either **PeakEWMA** — an exponentially weighted latency that jumps up at once on
+//!   a slow response and decays slowly, times calls in flight (Finagle, linkerd) — which steers
+//!   around slow endpoints, not just busy ones; or **in flight** alone, which ignores latency
+//!   and needs no clock (gRPC's `least_request`).
+//! * **Least-loaded** — scan every endpoint for the fewest calls in flight per weight. Exact,
+//!   and the right choice for a handful of endpoints with long calls; O(n) per call.
+//! * **Smooth weighted round robin** (nginx) — shares exactly follow the weights and a heavy
+//!   endpoint's turns are spread out, not bunched. Blind to load: a slow endpoint gets its share
+//!   anyway.
+//! * **Weighted random** — like round robin in the long run, with no state between calls;
+//!   shares wobble over short runs.
+//! * **Consistent hashing** — a request key (a header such as a user id, the method path, or a
+//!   closure of yours) always lands on the same endpoint, for caches and sticky sessions. A
+//!   **ring** moves the fewest keys when endpoints come and go (about 1/N) but balances to
+//!   within about 1.2–1.3× the mean share; **Maglev** balances to within one table slot and
+//!   picks with one table read but moves somewhat more keys. **Bounded loads** caps any
+//!   endpoint at `(1 + ε)` × its share of calls in flight, so a hot key spills over to the
+//!   next endpoint instead of swamping one.
+//!
+//! Every policy respects endpoint weights. Endpoints also carry a
+//! [priority](discover::Endpoint::with_priority): calls go to the best tier with a ready
+//! endpoint. [`Router`] sends requests to different balancers by gRPC service or method;
+//! [`TcpBalancer`] balances TCP connections for other protocols; [`Picker`] runs a policy
+//! outside a balancer, for simulations and dispatchers of your own.
+//!
+//! ## Seeing into it
+//!
+//! * **Tracing.** Every call runs in a `DEBUG` span `call` (target `tower_lb::call`) with the
+//!   `policy`, the `endpoint` chosen and the `attempt`; discovery changes, connections,
+//!   ejections, breaker and health transitions and panic mode are events with the endpoint and
+//!   the reason. With no subscriber listening at `DEBUG`, a call allocates nothing for it
+//!   (`tests/allocations.rs` counts).
+//! * **[`Balancer::snapshot`]**: every endpoint's address, tier, weight, connection, health,
+//!   breaker, calls in flight, latency estimate and counters, for dashboards and tests.
+//! * **Metrics** (feature `metrics`): the same, exported through the
+//!   [`metrics`](https://docs.rs/metrics) facade to Prometheus or any other recorder.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `dns` | on | [`discover::dns`]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
+//! | `health` | on | active `grpc.health.v1` checks, `health::HealthCheck` (tonic-health) |
+//! | `metrics` | off | `metrics::Metrics`: export through the `metrics` facade |
+//!
+//! TLS to endpoints is not built in yet: a [`transport::Connector`] of your own can dial them
+//! over TLS.
+//!
+//! ## Examples
+//!
+//! One per user story, each runnable on loopback with embedded backends
+//! (`cargo run --example <name>`): `tonic_client` (add the balancer to a tonic client, as a
+//! service or a Tower layer), `discovery_in_code` (a static list and a stream you feed),
+//! `kubernetes_dns` (headless-service SRV and A records from a real DNS server),
+//! `sticky_sessions` (consistent hashing on a header, bounded loads), `metrics` (Prometheus
+//! text on a loopback port), and `demo` (five backends, one slow, one killed, watched live).
 
 #![deny(missing_docs)]
+// docs.rs builds with every feature and marks what each item needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod balancer;
