@@ -200,6 +200,7 @@ impl Builder {
         E: Into<BoxError> + 'static,
     {
         self.validate::<C::Channel>()?;
+        let policy = self.policy.clone().for_balancer();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig(
                 "a balancer must be built inside a tokio runtime (its control task runs there)"
@@ -208,13 +209,16 @@ impl Builder {
         })?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::new(
-            self.call_config(),
+            CallConfig {
+                policy: policy.clone(),
+                ..self.call_config()
+            },
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
         let (registry, inbox) = Registry::new(
             connector,
-            self.policy.clone(),
+            policy,
             self.backoff,
             self.health.clone(),
             self.on_all_unreachable.clone(),
