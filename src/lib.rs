@@ -59,6 +59,8 @@
 //! go to the best tier with a ready endpoint. [`Router`] sends requests to different balancers
 //! by gRPC service or method; [`TcpBalancer`] balances TCP connections for other protocols;
 //! [`Picker`] runs a policy outside a balancer, for simulations and dispatchers of your own.
+//! A gRPC [service config](service_config) JSON (feature `service-config`) maps onto a policy,
+//! outlier detection and a health check, so a grpc-go configuration carries over.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -79,6 +81,8 @@ mod policy;
 mod ready_set;
 mod registry;
 mod router;
+#[cfg(feature = "service-config")]
+pub mod service_config;
 pub mod transport;
 
 pub use balancer::Balancer;
@@ -93,3 +97,5 @@ pub use layer4::{BalancedStream, TcpBalancer};
 pub use picker::Picker;
 pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
 pub use router::Router;
+#[cfg(feature = "service-config")]
+pub use service_config::ServiceConfig;
