@@ -52,10 +52,10 @@
 //!
 //! ## Policies, tiers and routing
 //!
-//! [`Policy`] explains each algorithm and its trade-off: p2c (PeakEWMA or in-flight),
-//! least-loaded, smooth weighted round robin, weighted random, and consistent hashing on a
-//! request [`HashKey`] — ring hash, Maglev, and bounded loads on either. Every policy respects
-//! endpoint weights. Endpoints also carry a [priority](discover::Endpoint::with_priority): calls
+//! [`Policy`] explains each algorithm and its trade-off: p2c (PeakEWMA or in-flight), least
+//! request over k choices, least-loaded, smooth weighted round robin, weighted random, pick
+//! first, and consistent hashing on a request [`HashKey`] — ring hash, Maglev, and bounded
+//! loads on either. Every policy but pick first respects endpoint weights. Endpoints also carry a [priority](discover::Endpoint::with_priority): calls
 //! go to the best tier with a ready endpoint. [`Router`] sends requests to different balancers
 //! by gRPC service or method; [`TcpBalancer`] balances TCP connections for other protocols;
 //! [`Picker`] runs a policy outside a balancer, for simulations and dispatchers of your own.

@@ -32,8 +32,8 @@ use crate::endpoint::load::PeakEwma;
 use crate::ready_set::{ReadyEndpoint, ReadySet};
 use crate::transport::Channel;
 
-/// How a [`Balancer`](crate::Balancer) chooses an endpoint. Every policy respects the
-/// endpoints' weights.
+/// How a [`Balancer`](crate::Balancer) chooses an endpoint. Every policy but pick first
+/// respects the endpoints' weights.
 ///
 /// | policy | pick cost | what it does |
 /// |---|---|---|

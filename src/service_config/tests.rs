@@ -99,6 +99,12 @@ fn defaults_and_clamping() {
         )),
         ring(4096, 8 * 1024 * 1024)
     );
+    assert_eq!(
+        table(policy(
+            r#"{"ring_hash_experimental": {"minRingSize": 1e300, "maxRingSize": "99999999999999999999999"}}"#
+        )),
+        ring(8 * 1024 * 1024, 8 * 1024 * 1024)
+    );
     // No header: every request is keyless, so the fallback balances it.
     let keyless = policy(r#"{"ring_hash_experimental": {"requestHashHeader": ""}}"#);
     let request = http::Request::builder().body(()).unwrap();
@@ -242,6 +248,16 @@ fn health_check_config() {
     assert!(
         err(r#"{"healthCheckConfig": {"serviceName": 1}}"#)
             .contains("healthCheckConfig.serviceName: expected a string, got 1")
+    );
+}
+
+#[cfg(not(feature = "health"))]
+#[test]
+fn health_check_config_needs_the_health_feature() {
+    let e = err(r#"{"healthCheckConfig": {"serviceName": "echo.Echo"}}"#);
+    assert!(
+        e.contains("healthCheckConfig: health checks need tower-lb's `health` feature"),
+        "{e}"
     );
 }
 
@@ -486,10 +502,10 @@ proptest! {
 
     #[test]
     fn a_parsed_config_builds(v in json_value()) {
-        if let Ok(config) = ServiceConfig::from_json(&v.to_string()) {
-            if let Some(od) = config.outlier_detection() {
-                prop_assert!(od.validate().is_ok());
-            }
+        if let Ok(config) = ServiceConfig::from_json(&v.to_string())
+            && let Some(od) = config.outlier_detection()
+        {
+            prop_assert!(od.validate().is_ok());
         }
     }
 }

@@ -59,7 +59,8 @@ pub(super) fn string<'a>(v: &'a Value, path: &str) -> Result<&'a str, Error> {
 }
 
 /// An unsigned integer up to `max`, as a number (`1024`, also `1024.0` or `1e3`) or a string
-/// of digits (`"1024"`).
+/// of digits (`"1024"`). Above `max` is an error (pass `u64::MAX` to clamp instead: numbers
+/// beyond u64 then read as `u64::MAX`).
 pub(super) fn uint(v: &Value, path: &str, max: u64) -> Result<u64, Error> {
     let expected = || {
         error(
@@ -67,28 +68,23 @@ pub(super) fn uint(v: &Value, path: &str, max: u64) -> Result<u64, Error> {
             format!("expected an unsigned integer, got {}", show(v)),
         )
     };
+    // Beyond u64 saturates; the range check below then decides.
     let n = match v {
         Value::Number(n) => match (n.as_u64(), n.as_f64()) {
             (Some(u), _) => u,
-            // Exactly representable integers only (2^53), so nothing is rounded.
-            (None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => {
-                f as u64
-            }
-            (None, Some(f)) if f.fract() == 0.0 && f > 0.0 => {
-                return Err(error(
-                    path,
-                    format!("{} is out of range (at most {max})", show(v)),
-                ));
-            }
+            (None, Some(f)) if f.fract() == 0.0 && f >= 0.0 => f as u64,
             _ => return Err(expected()),
         },
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s
-            .parse::<u64>()
-            .map_err(|_| error(path, format!("{} is out of range (at most {max})", show(v))))?,
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u64>().unwrap_or(u64::MAX)
+        }
         _ => return Err(expected()),
     };
     if n > max {
-        return Err(error(path, format!("{n} is out of range (at most {max})")));
+        return Err(error(
+            path,
+            format!("{} is out of range (at most {max})", show(v)),
+        ));
     }
     Ok(n)
 }
