@@ -138,6 +138,34 @@ impl Builder {
         self
     }
 
+    /// Applies a gRPC service config: its policy, outlier detection and health check, each
+    /// only if the config has it (the rest of the builder is left as it is). Settings made
+    /// after this call win. See [`service_config`](crate::service_config) for the mapping.
+    ///
+    /// ```
+    /// use tower_lb::{Balancer, ServiceConfig};
+    /// let config = ServiceConfig::from_json(r#"{
+    ///     "loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}],
+    ///     "outlierDetection": {"failurePercentageEjection": {"threshold": 50}}
+    /// }"#)?;
+    /// let builder = Balancer::builder().service_config(&config);
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    #[cfg(feature = "service-config")]
+    pub fn service_config(mut self, config: &crate::ServiceConfig) -> Self {
+        if let Some(policy) = config.policy() {
+            self.policy = policy.clone();
+        }
+        if let Some(outlier) = config.outlier_detection() {
+            self.health.outlier = outlier;
+        }
+        #[cfg(feature = "health")]
+        if let Some(check) = config.health_check() {
+            self.health.check = Some(check.clone());
+        }
+        self
+    }
+
     /// Slow start for endpoints that join or come back (off by default; not with consistent
     /// hashing).
     pub fn slow_start(mut self, slow_start: SlowStart) -> Self {
@@ -213,6 +241,7 @@ impl Builder {
         E: Into<BoxError> + 'static,
     {
         self.validate::<C::Channel>()?;
+        let policy = self.policy.clone().for_balancer();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::InvalidConfig(
                 "a balancer must be built inside a tokio runtime (its control task runs there)"
@@ -221,13 +250,16 @@ impl Builder {
         })?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::new(
-            self.call_config(),
+            CallConfig {
+                policy: policy.clone(),
+                ..self.call_config()
+            },
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
         let (registry, inbox) = Registry::new(
             connector,
-            self.policy.clone(),
+            policy,
             self.backoff,
             self.health.clone(),
             self.on_all_unreachable.clone(),

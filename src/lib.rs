@@ -63,7 +63,8 @@
 //!   *Load* is either **PeakEWMA** — an exponentially weighted latency that jumps up at once on
 //!   a slow response and decays slowly, times calls in flight (Finagle, linkerd) — which steers
 //!   around slow endpoints, not just busy ones; or **in flight** alone, which ignores latency
-//!   and needs no clock (gRPC's `least_request`).
+//!   and needs no clock (gRPC's `least_request`). **Least request** over k > 2 random
+//!   choices moves further toward least-loaded at a higher cost per pick.
 //! * **Least-loaded** — scan every endpoint for the fewest calls in flight per weight. Exact,
 //!   and the right choice for a handful of endpoints with long calls; O(n) per call.
 //! * **Smooth weighted round robin** (nginx) — shares exactly follow the weights and a heavy
@@ -71,6 +72,8 @@
 //!   anyway.
 //! * **Weighted random** — like round robin in the long run, with no state between calls;
 //!   shares wobble over short runs.
+//! * **Pick first** — every call to one endpoint while it is usable, then the next; for
+//!   servers that must see a client's calls together. Balances nothing; ignores weights.
 //! * **Consistent hashing** — a request key (a header such as a user id, the method path, or a
 //!   closure of yours) always lands on the same endpoint, for caches and sticky sessions. A
 //!   **ring** moves the fewest keys when endpoints come and go (about 1/N) but balances to
@@ -79,11 +82,13 @@
 //!   endpoint at `(1 + ε)` × its share of calls in flight, so a hot key spills over to the
 //!   next endpoint instead of swamping one.
 //!
-//! Every policy respects endpoint weights. Endpoints also carry a
+//! Every policy but pick first respects endpoint weights. Endpoints also carry a
 //! [priority](discover::Endpoint::with_priority): calls go to the best tier with a ready
 //! endpoint. [`Router`] sends requests to different balancers by gRPC service or method;
 //! [`TcpBalancer`] balances TCP connections for other protocols; [`Picker`] runs a policy
-//! outside a balancer, for simulations and dispatchers of your own.
+//! outside a balancer, for simulations and dispatchers of your own. A gRPC
+//! [service config](service_config) JSON (feature `service-config`) maps onto a policy,
+//! outlier detection and a health check, so a grpc-go configuration carries over.
 //!
 //! ## Seeing into it
 //!
@@ -103,6 +108,7 @@
 //! |---|---|---|
 //! | `dns` | on | [`discover::dns`]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
 //! | `health` | on | active `grpc.health.v1` checks, `health::HealthCheck` (tonic-health) |
+//! | `service-config` | on | [`ServiceConfig`]: gRPC service config JSON onto the builder (serde_json) |
 //! | `metrics` | off | `metrics::Metrics`: export through the `metrics` facade |
 //!
 //! TLS to endpoints is not built in yet: a [`transport::Connector`] of your own can dial them
@@ -140,6 +146,8 @@ mod policy;
 mod ready_set;
 mod registry;
 mod router;
+#[cfg(feature = "service-config")]
+pub mod service_config;
 mod status;
 pub mod transport;
 
@@ -155,4 +163,6 @@ pub use layer4::{BalancedStream, TcpBalancer};
 pub use picker::Picker;
 pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
 pub use router::Router;
+#[cfg(feature = "service-config")]
+pub use service_config::ServiceConfig;
 pub use status::{EndpointStatus, Snapshot};

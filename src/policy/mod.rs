@@ -8,8 +8,10 @@
 mod consistent;
 mod hash_key;
 mod least_loaded;
+mod least_request;
 mod maglev;
 mod p2c;
+mod pick_first;
 mod ring;
 mod round_robin;
 mod weighted_random;
@@ -21,6 +23,7 @@ use std::sync::atomic::AtomicU64;
 
 use rand::RngCore;
 
+use crate::discover::Key;
 use crate::error::Error;
 use consistent::{Bound, Hashing, Table, TableConfig};
 
@@ -29,14 +32,16 @@ use crate::endpoint::load::PeakEwma;
 use crate::ready_set::{ReadyEndpoint, ReadySet};
 use crate::transport::Channel;
 
-/// How a [`Balancer`](crate::Balancer) chooses an endpoint. Every policy respects the
-/// endpoints' weights.
+/// How a [`Balancer`](crate::Balancer) chooses an endpoint. Every policy but pick first
+/// respects the endpoints' weights.
 ///
 /// | policy | pick cost | what it does |
 /// |---|---|---|
 /// | [`p2c_peak_ewma`](Policy::p2c_peak_ewma) (default) | O(1) | two random endpoints, the one with the lower latency estimate × (in-flight + 1) / weight |
 /// | [`p2c_in_flight`](Policy::p2c_in_flight) | O(1) | two random endpoints, the one with fewer requests in flight per weight |
+/// | [`least_request`](Policy::least_request) | O(k) | k (3 ..= 10) random endpoints, the one with the fewest in flight per weight (gRPC A48) |
 /// | [`least_loaded`](Policy::least_loaded) | O(n) | the endpoint with the fewest in flight per weight ("least connections") |
+/// | [`pick_first`](Policy::pick_first) | O(1) | every call to one endpoint, the first usable in a stable order, until it goes |
 /// | [`round_robin`](Policy::round_robin) | O(1) | smooth weighted round robin (nginx): shares follow weights, no bursts |
 /// | [`weighted_random`](Policy::weighted_random) | O(log n) | random, with probability weight / total |
 /// | [`ring_hash`](Policy::ring_hash) | O(1) expected | the request's key on a hash ring (virtual nodes ∝ weight) |
@@ -64,7 +69,13 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
     P2c(LoadMetric),
+    /// k > 2 random choices by in-flight per weight (2 is `P2c(InFlight)`).
+    LeastRequest(u8),
     LeastLoaded,
+    /// `salt`: shuffled by `xxh64(key, salt)`, else key order.
+    PickFirst {
+        salt: Option<u64>,
+    },
     RoundRobin,
     WeightedRandom,
 }
@@ -85,6 +96,67 @@ impl Policy {
     /// p2c over requests in flight.
     pub fn p2c_in_flight() -> Self {
         Policy::of(Kind::P2c(LoadMetric::InFlight))
+    }
+
+    /// Least request over `choices` random endpoints (gRPC A48's `least_request_experimental`):
+    /// `choices` distinct random endpoints, the one with the fewest requests in flight per unit
+    /// of weight wins. More choices balance harder and cost more per pick, O(choices); 2 is
+    /// exactly [`p2c_in_flight`](Self::p2c_in_flight).
+    ///
+    /// Fails unless 2 ≤ `choices` ≤ 10 (A48's range; a service config's larger `choiceCount` is
+    /// clamped to 10 there, as gRPC does, but an explicit argument is not second-guessed).
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let three = Policy::least_request(3)?;
+    /// assert_eq!(Policy::least_request(2)?, Policy::p2c_in_flight());
+    /// assert!(Policy::least_request(1).is_err());
+    /// assert!(Policy::least_request(11).is_err());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn least_request(choices: u32) -> Result<Self, Error> {
+        match choices {
+            2 => Ok(Policy::p2c_in_flight()),
+            3..=10 => Ok(Policy::of(Kind::LeastRequest(choices as u8))),
+            _ => Err(Error::InvalidConfig(format!(
+                "least request: choices must be 2..=10, got {choices}"
+            ))),
+        }
+    }
+
+    /// Pick first: every call goes to one endpoint — the first usable one in key order — and
+    /// stays there while it is usable (connected, healthy, not at its concurrency cap); when it
+    /// goes, calls move to the next one in the order, and stay there even after the first one
+    /// comes back. Weights play no part. Like gRPC's `pick_first`, for a backend that wants
+    /// one client on one server (session state, caches), or a primary with standbys.
+    ///
+    /// Unlike gRPC, every endpoint keeps its connection (the standbys are warm), and a call
+    /// that finds the current endpoint just gone goes to the next one at once.
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let primary_first = Policy::pick_first();
+    /// assert_eq!(primary_first, Policy::pick_first());
+    /// ```
+    pub fn pick_first() -> Self {
+        Policy::of(Kind::PickFirst { salt: None })
+    }
+
+    /// Pick first over a shuffled order (gRPC's `shuffleAddressList`): endpoints ordered by
+    /// the hash of their key with a random salt, so the clients of one service spread over its
+    /// endpoints instead of all landing on the first. Each balancer built draws its own salt
+    /// (clones of one balancer share it); its order stays the same across discovery changes,
+    /// where gRPC reshuffles on every resolver update.
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let spread = Policy::pick_first_shuffled();
+    /// assert_ne!(spread, Policy::pick_first());
+    /// ```
+    pub fn pick_first_shuffled() -> Self {
+        Policy::of(Kind::PickFirst {
+            salt: Some(random_salt()),
+        })
     }
 
     /// The fewest requests in flight per unit of weight, by a full scan (O(n)).
@@ -258,7 +330,8 @@ impl Policy {
     }
 
     /// The policy's name, as the call spans and metrics show it: `p2c_peak_ewma`,
-    /// `p2c_in_flight`, `least_loaded`, `round_robin`, `weighted_random`, `ring_hash` or
+    /// `p2c_in_flight`, `least_request` (k > 2), `least_loaded`, `pick_first`, `round_robin`,
+    /// `weighted_random`, `ring_hash` or
     /// `maglev` (a hashing policy is named after its table, with or without bounded loads).
     ///
     /// ```
@@ -274,7 +347,9 @@ impl Policy {
             },
             (None, Kind::P2c(LoadMetric::PeakEwma(_))) => "p2c_peak_ewma",
             (None, Kind::P2c(LoadMetric::InFlight)) => "p2c_in_flight",
+            (None, Kind::LeastRequest(_)) => "least_request",
             (None, Kind::LeastLoaded) => "least_loaded",
+            (None, Kind::PickFirst { .. }) => "pick_first",
             (None, Kind::RoundRobin) => "round_robin",
             (None, Kind::WeightedRandom) => "weighted_random",
         }
@@ -298,6 +373,17 @@ impl Policy {
         self.hashing.as_ref()?.key.hash(request)
     }
 
+    /// This policy for one new balancer: a shuffled pick-first draws its own salt, so
+    /// balancers built from one configuration spread over the endpoints.
+    pub(crate) fn for_balancer(mut self) -> Self {
+        if let Kind::PickFirst { salt: Some(_) } = self.kind {
+            self.kind = Kind::PickFirst {
+                salt: Some(random_salt()),
+            };
+        }
+        self
+    }
+
     /// The PeakEWMA settings, if the policy tracks latency.
     pub(crate) fn peak_ewma(&self) -> Option<PeakEwma> {
         match self.kind {
@@ -305,6 +391,15 @@ impl Policy {
             _ => None,
         }
     }
+}
+
+/// A random 64-bit number from the standard library's per-process random hash keys (which
+/// differ per call too), without an OS-randomness feature of `rand`.
+fn random_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(crate::endpoint::load::now_ns());
+    h.finish()
 }
 
 impl Default for Policy {
@@ -331,16 +426,19 @@ enum BasePlan {
     None,
     Schedule(round_robin::Schedule),
     Cumulative(weighted_random::Cumulative),
+    Order(pick_first::Order),
 }
 
 impl Plan {
     /// Precomputes for the ready endpoints of a new snapshot (nothing, for p2c and
     /// least-loaded, which read live load at pick time). `in_flight`: the balancer-wide
-    /// count, when the policy has bounded loads.
+    /// count, when the policy has bounded loads. `stay_on`: for pick-first, the endpoint the
+    /// previous snapshot sent calls to (see [`first`](Self::first)).
     pub(crate) fn build<T>(
         policy: &Policy,
         ready: &[ReadyEndpoint<T>],
         in_flight: Option<Arc<AtomicU64>>,
+        stay_on: Option<&Key>,
     ) -> Self {
         let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
         let base = match policy.kind {
@@ -348,7 +446,10 @@ impl Plan {
             Kind::WeightedRandom => {
                 BasePlan::Cumulative(weighted_random::Cumulative::build(&weights()))
             }
-            Kind::P2c(_) | Kind::LeastLoaded => BasePlan::None,
+            Kind::PickFirst { salt } => {
+                BasePlan::Order(pick_first::Order::build(ready, salt, stay_on))
+            }
+            Kind::P2c(_) | Kind::LeastRequest(_) | Kind::LeastLoaded => BasePlan::None,
         };
         Plan {
             base,
@@ -358,6 +459,17 @@ impl Plan {
                 .map(|h| Table::build(h.table, ready)),
             weight_sum: ready.iter().map(|e| u64::from(e.weight)).sum(),
             in_flight,
+        }
+    }
+}
+
+impl Plan {
+    /// For pick-first, the key of the endpoint calls go to first (the next snapshot's
+    /// `stay_on`); `None` for other policies.
+    pub(crate) fn first<'a, T>(&self, ready: &'a [ReadyEndpoint<T>]) -> Option<&'a Key> {
+        match &self.base {
+            BasePlan::Order(order) => order.first(ready),
+            _ => None,
         }
     }
 }
@@ -407,6 +519,12 @@ pub(crate) fn pick<T: Channel, R: RngCore>(
     let i = match (&policy.kind, &plan.base) {
         (Kind::P2c(metric), _) => return p2c::pick(endpoints, metric, now, avoid, &mut state.rng),
         (Kind::LeastLoaded, _) => return least_loaded::pick(endpoints, avoid, &mut state.rng),
+        (Kind::LeastRequest(k), _) => {
+            return least_request::pick(endpoints, *k, avoid, &mut state.rng);
+        }
+        (Kind::PickFirst { .. }, BasePlan::Order(order)) => {
+            return pick_first::pick(endpoints, order, avoid);
+        }
         (Kind::RoundRobin, BasePlan::Schedule(schedule)) => {
             state.cursor = state.cursor.wrapping_add(1);
             schedule.at(state.cursor)?

@@ -85,6 +85,8 @@ pub(crate) struct Registry<C: Connector> {
     next_interval: Instant,
     /// When the next slow-start step is published, while an endpoint ramps.
     ramp_at: Option<Instant>,
+    /// For pick-first: the endpoint the last snapshot sent calls to, first again while ready.
+    stay_on: Option<Key>,
     rng: SmallRng,
 }
 
@@ -131,6 +133,7 @@ impl<C: Connector> Registry<C> {
             all_unreachable: false,
             panic: false,
             ramp_at: None,
+            stay_on: None,
             rng: SmallRng::seed_from_u64(crate::endpoint::load::now_ns()),
         };
         (registry, Inbox { events, signals })

@@ -73,7 +73,13 @@ impl<C: Connector> Registry<C> {
             .values()
             .map(|e| (e.state.clone(), e.endpoint.clone()))
             .collect();
-        let plan = Plan::build(&self.policy, &ready, self.defaults.total_in_flight.clone());
+        let plan = Plan::build(
+            &self.policy,
+            &ready,
+            self.defaults.total_in_flight.clone(),
+            self.stay_on.as_ref(),
+        );
+        self.stay_on = plan.first(&ready).cloned();
         ReadySet {
             ready,
             all,

@@ -18,6 +18,8 @@ mod layer4;
 mod outlier;
 mod policies;
 mod routing;
+#[cfg(feature = "service-config")]
+mod service_config;
 mod shutdown;
 mod slow_start;
 mod snapshot;
