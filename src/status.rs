@@ -60,16 +60,19 @@ impl Snapshot {
             .iter()
             .map(|(state, endpoint)| {
                 // Both lists are in key order: one walk finds which endpoints are ready.
-                let is_ready = ready.next_if(|r| std::ptr::eq(*r, &**state)).is_some();
+                let published = ready.next_if(|r| std::ptr::eq(*r, &**state)).is_some();
+                // A failing call ejects at once (the gate); the set is republished after.
+                let is_ready = published && !state.gate.is_ejected();
                 EndpointStatus::read(state, endpoint, is_ready, now, decay_ns)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let ready = endpoints.iter().filter(|e| e.ready).count();
         Snapshot {
             endpoints,
-            ready: set.ready.len(),
+            ready,
             tier: set.tier,
             panic: set.panic,
-            unready: set.ready.is_empty().then(|| set.why.clone()),
+            unready: (ready == 0).then(|| set.why.clone()),
         }
     }
 }
