@@ -29,7 +29,6 @@
 //! handles are registered once per endpoint, with the recorder installed at that moment.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -239,10 +238,9 @@ impl EndpointMetrics {
 
     /// Gone from discovery: its final counts; no calls in flight, not ready, in no state.
     fn retire(&self, state: &EndpointState) {
-        let failures = state.counters.failed.load(Relaxed);
-        self.requests
-            .absolute(state.counters.ok.load(Relaxed) + failures);
-        self.failures.absolute(failures);
+        let calls = state.counters.totals();
+        self.requests.absolute(calls.volume());
+        self.failures.absolute(calls.failed);
         self.in_flight.set(0.0);
         self.ready.set(0.0);
         for gauge in self.health.iter().chain(&self.breaker) {

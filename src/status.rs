@@ -121,7 +121,7 @@ impl EndpointStatus {
         decay_ns: f64,
     ) -> Self {
         let rtt = state.load.rtt_estimate_ns(now, decay_ns);
-        let failures = state.counters.failed.load(Relaxed);
+        let calls = state.counters.totals();
         EndpointStatus {
             key: state.key.clone(),
             addr: state.addr,
@@ -131,8 +131,8 @@ impl EndpointStatus {
             ready,
             in_flight: state.load.in_flight(),
             rtt_estimate: Duration::from_nanos(rtt as u64),
-            requests: state.counters.ok.load(Relaxed) + failures,
-            failures,
+            requests: calls.volume(),
+            failures: calls.failed,
             ejections: state.counters.ejections.load(Relaxed),
             health: state.health(),
             breaker: state.gate.breaker(),

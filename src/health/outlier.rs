@@ -291,7 +291,8 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
-    fn volume(&self) -> u64 {
+    /// Calls finished: successes and failures.
+    pub(crate) fn volume(&self) -> u64 {
         self.ok + self.failed
     }
     fn success_rate(&self) -> f64 {

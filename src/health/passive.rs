@@ -15,6 +15,7 @@ use super::{CircuitBreaker, Failures, Signal};
 use crate::endpoint::EndpointState;
 use crate::endpoint::load::now_ns;
 use crate::health::gate::Entry;
+use crate::health::outlier::Sample;
 
 /// What a balancer's calls need to judge their endpoints; shared by all its endpoints.
 #[derive(Debug)]
@@ -184,6 +185,16 @@ pub(crate) struct CallCounters {
     pub(crate) consecutive: AtomicU32,
     /// Times ejected, ever (for status and metrics).
     pub(crate) ejections: AtomicU64,
+}
+
+impl CallCounters {
+    /// The calls finished so far: for the outlier statistics, status and metrics.
+    pub(crate) fn totals(&self) -> Sample {
+        Sample {
+            ok: self.ok.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,9 +19,20 @@ pub(crate) fn pick<T: Channel>(
         return None;
     }
     let start = super::index(rng, n);
+    least(endpoints, (0..n).map(|step| (start + step) % n), avoid)
+}
+
+/// Of the `candidates` (indices into `endpoints`), the usable one with the fewest requests in
+/// flight per unit of weight; the first of them on a tie, so callers start at a random one.
+/// Shared by least-loaded (every endpoint) and least request (k random ones).
+#[inline]
+pub(super) fn least<T: Channel>(
+    endpoints: &[ReadyEndpoint<T>],
+    candidates: impl Iterator<Item = usize>,
+    avoid: Option<&EndpointState>,
+) -> Option<usize> {
     let mut best: Option<(usize, u64, u64)> = None;
-    for step in 0..n {
-        let i = (start + step) % n;
+    for i in candidates {
         let e = &endpoints[i];
         if !super::usable(e, avoid) {
             continue;

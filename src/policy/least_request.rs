@@ -9,7 +9,7 @@
 
 use rand::RngCore;
 
-use super::{fallback, index, usable};
+use super::{fallback, index, least_loaded};
 use crate::endpoint::EndpointState;
 use crate::ready_set::ReadyEndpoint;
 use crate::transport::Channel;
@@ -36,23 +36,9 @@ pub(crate) fn pick<T: Channel>(
     // Floyd's set is uniform but its order is not (the first is always below n - k + 1): start
     // the comparison at a random candidate so ties spread evenly.
     let start = index(rng, picked);
-    let mut best: Option<(usize, u64, u64)> = None;
-    for step in 0..picked {
-        let i = candidates[(start + step) % picked];
-        let e = &endpoints[i];
-        if !usable(e, avoid) {
-            continue;
-        }
-        let (load, weight) = (u64::from(e.state.load.in_flight()), u64::from(e.weight));
-        // load / weight < best_load / best_weight, without division.
-        if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
-            best = Some((i, load, weight));
-        }
-    }
-    match best {
-        Some((i, _, _)) => Some(i),
-        None => fallback(endpoints, avoid, candidates[picked - 1]),
-    }
+    let rotated = (0..picked).map(|step| candidates[(start + step) % picked]);
+    least_loaded::least(endpoints, rotated, avoid)
+        .or_else(|| fallback(endpoints, avoid, candidates[picked - 1]))
 }
 
 /// Draws `min(k, n)` distinct indices below `n` into `chosen` (`k` clamped to 1 ..=

@@ -461,9 +461,7 @@ impl Plan {
             in_flight,
         }
     }
-}
 
-impl Plan {
     /// For pick-first, the key of the endpoint calls go to first (the next snapshot's
     /// `stay_on`); `None` for other policies.
     pub(crate) fn first<'a, T>(&self, ready: &'a [ReadyEndpoint<T>]) -> Option<&'a Key> {

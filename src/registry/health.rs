@@ -243,10 +243,7 @@ impl<C: Connector> Registry<C> {
             .entries
             .values_mut()
             .map(|e| {
-                let total = Sample {
-                    ok: e.state.counters.ok.load(Relaxed),
-                    failed: e.state.counters.failed.load(Relaxed),
-                };
+                let total = e.state.counters.totals();
                 let interval = Sample {
                     ok: total.ok.saturating_sub(e.ejection.last.ok),
                     failed: total.failed.saturating_sub(e.ejection.last.failed),
