@@ -16,6 +16,7 @@ use crate::future::{Handle, ResponseFuture, call_span};
 use crate::health::gate::Entry;
 use crate::policy::{self, PickState};
 use crate::ready_set::{CallConfig, ReadySet, Shared};
+use crate::retry_budget::DEPOSIT_BATCH;
 use crate::status::{EndpointStatus, Snapshot};
 use crate::transport::{Channel, Http2Channel};
 
@@ -40,6 +41,8 @@ pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     /// running on different cores never bump the same reference count.
     pub(crate) shared: Handle<T>,
     pub(crate) pick: PickState<SmallRng>,
+    /// Calls made through this clone not yet handed to the retry budget.
+    calls: u32,
 }
 
 impl Balancer {
@@ -70,6 +73,18 @@ impl<T: Channel> Balancer<T> {
         Balancer {
             shared: Arc::new(shared),
             pick: PickState::new(fresh_seed()),
+            calls: 0,
+        }
+    }
+
+    /// Counts a call for the retry budget: in this clone, handed over in batches so the
+    /// request path touches the shared budget once per `DEPOSIT_BATCH` calls.
+    #[inline]
+    pub(crate) fn count_call(&mut self) {
+        self.calls += 1;
+        if self.calls == DEPOSIT_BATCH {
+            self.shared.budget.deposit(DEPOSIT_BATCH);
+            self.calls = 0;
         }
     }
 
@@ -112,6 +127,14 @@ impl<T: Channel> Clone for Balancer<T> {
     }
 }
 
+impl<T: Channel> Drop for Balancer<T> {
+    fn drop(&mut self) {
+        if self.calls > 0 {
+            self.shared.budget.deposit(self.calls);
+        }
+    }
+}
+
 impl<T: Channel> fmt::Debug for Balancer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = self.shared.set.load();
@@ -135,6 +158,7 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
 
     #[inline]
     fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
+        self.count_call();
         let seed = self.pick.rng.next_u64();
         let hash = self.shared.config.policy.request_hash(&request);
         let picked = pick(

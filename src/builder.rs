@@ -15,9 +15,11 @@ use crate::health::HealthCheck;
 use crate::health::{CircuitBreaker, Failures, HealthConfig, OutlierDetection, SlowStart};
 use crate::layer::BalanceLayer;
 use crate::layer4::{TcpBalancer, TcpProbe};
+use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::ready_set::{CallConfig, Shared};
 use crate::registry::Registry;
+use crate::retry_budget::RetryBudget;
 use crate::transport::{Connector, Http2Connector};
 
 /// Configuration of a [`Balancer`].
@@ -27,6 +29,8 @@ use crate::transport::{Connector, Http2Connector};
 /// | [`policy`](Self::policy) | p2c over PeakEWMA (30 ms, 10 s) | how an endpoint is picked |
 /// | [`ready_timeout`](Self::ready_timeout) | 1 s | how long a call waits for a ready endpoint before `UNAVAILABLE` (0: fail at once); a shorter `grpc-timeout` on the call wins |
 /// | [`unsent_retries`](Self::unsent_retries) | 3 | how often a request handed back unsent by a connection is re-picked |
+/// | [`retry_budget`](Self::retry_budget) | 20 % of calls + 10/s over 10 s | how many such re-picks the whole balancer may make |
+/// | [`limits`](Self::limits) | 10 000 endpoints, 1 024 waiting calls, 32 connection attempts at once | resource bounds, each with a clear error when reached |
 /// | [`backoff`](Self::backoff) | 200 ms ×1.6 up to 10 s, ±20 % | reconnect backoff per endpoint |
 /// | [`outlier_detection`](Self::outlier_detection) | on: 5 consecutive failures, success rate, failure percentage; 10 % cap | eject endpoints whose calls fail |
 /// | [`circuit_breaker`](Self::circuit_breaker) | off | per-endpoint concurrency cap; open after consecutive failures, half-open trial |
@@ -50,6 +54,8 @@ pub struct Builder {
     policy: Policy,
     ready_timeout: Duration,
     unsent_retries: u32,
+    retry_budget: RetryBudget,
+    limits: Limits,
     backoff: Backoff,
     health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
@@ -66,6 +72,8 @@ impl std::fmt::Debug for Builder {
             .field("policy", &self.policy)
             .field("ready_timeout", &self.ready_timeout)
             .field("unsent_retries", &self.unsent_retries)
+            .field("retry_budget", &self.retry_budget)
+            .field("limits", &self.limits)
             .field("backoff", &self.backoff)
             .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
@@ -79,6 +87,8 @@ impl Default for Builder {
             policy: Policy::default(),
             ready_timeout: Duration::from_secs(1),
             unsent_retries: 3,
+            retry_budget: RetryBudget::default(),
+            limits: Limits::default(),
             backoff: Backoff::default(),
             health: HealthConfig::default(),
             on_all_unreachable: None,
@@ -104,6 +114,20 @@ impl Builder {
     /// How many times a request the connection handed back unsent is picked again.
     pub fn unsent_retries(mut self, retries: u32) -> Self {
         self.unsent_retries = retries;
+        self
+    }
+
+    /// Bounds the transparent retries of the whole balancer (requests handed back unsent, and
+    /// failed dials of a [`TcpBalancer`]) to a share of its calls; see [`RetryBudget`].
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    /// Resource limits: endpoints, calls waiting for an endpoint, connection attempts at
+    /// once; see [`Limits`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -254,6 +278,7 @@ impl Builder {
                 policy: policy.clone(),
                 ..self.call_config()
             },
+            self.retry_budget,
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
@@ -261,6 +286,7 @@ impl Builder {
             connector,
             policy,
             self.backoff,
+            self.limits,
             self.health.clone(),
             self.on_all_unreachable.clone(),
         );
@@ -296,6 +322,7 @@ impl Builder {
         let (stop_tx, _) = oneshot::channel();
         Balancer::from_shared(Arc::new(Shared::new(
             self.call_config(),
+            self.retry_budget,
             stop_tx,
             Unready::Closed,
         )))
@@ -305,6 +332,8 @@ impl Builder {
     #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
     fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
         self.health.outlier.validate()?;
+        self.limits.validate()?;
+        self.retry_budget.validate()?;
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &self.metrics {
             metrics.validate()?;
@@ -339,6 +368,7 @@ impl Builder {
             policy: self.policy.clone(),
             ready_timeout: self.ready_timeout,
             max_unsent_retries: self.unsent_retries,
+            max_waiting_calls: self.limits.max_waiting_calls,
         }
     }
 }

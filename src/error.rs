@@ -34,6 +34,24 @@ pub enum Error {
         /// How many endpoints were tried.
         attempts: u32,
     },
+    /// A request came back unsent and the retry budget was spent, so it was not sent to
+    /// another endpoint (see [`RetryBudget`](crate::RetryBudget)).
+    RetryBudgetExhausted {
+        /// The request path.
+        path: String,
+        /// How many endpoints were tried.
+        attempts: u32,
+    },
+    /// Too many calls were already waiting for a ready endpoint (see
+    /// [`Limits::max_waiting_calls`](crate::Limits::max_waiting_calls)); `RESOURCE_EXHAUSTED`.
+    TooManyWaiting {
+        /// The request path.
+        path: String,
+        /// The limit that was reached.
+        limit: usize,
+        /// Why nothing was ready when the call arrived.
+        why: Unready,
+    },
     /// An endpoint specification was refused (bad address, zero weight, ...).
     InvalidEndpoint(String),
     /// A configuration value was refused.
@@ -129,6 +147,14 @@ impl fmt::Display for Error {
                 f,
                 "tower-lb: {path} was refused unsent by {attempts} endpoint connection(s)"
             ),
+            Error::RetryBudgetExhausted { path, attempts } => write!(
+                f,
+                "tower-lb: {path} was refused unsent by {attempts} endpoint connection(s) and not retried: the retry budget is spent"
+            ),
+            Error::TooManyWaiting { path, limit, why } => write!(
+                f,
+                "tower-lb: {path} refused: {limit} calls already wait for a ready endpoint (the max_waiting_calls limit); {why}"
+            ),
             Error::InvalidEndpoint(why) => write!(f, "tower-lb: invalid endpoint: {why}"),
             Error::InvalidConfig(why) => write!(f, "tower-lb: invalid configuration: {why}"),
         }
@@ -151,7 +177,10 @@ impl Error {
     /// ```
     pub fn code(&self) -> tonic::Code {
         match self {
-            Error::NoReadyEndpoint { .. } | Error::NotSent { .. } => tonic::Code::Unavailable,
+            Error::NoReadyEndpoint { .. }
+            | Error::NotSent { .. }
+            | Error::RetryBudgetExhausted { .. } => tonic::Code::Unavailable,
+            Error::TooManyWaiting { .. } => tonic::Code::ResourceExhausted,
             Error::InvalidEndpoint(_) | Error::InvalidConfig(_) => tonic::Code::InvalidArgument,
         }
     }

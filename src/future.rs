@@ -177,7 +177,8 @@ fn wrap<B>(response: http::Response<B>, hold: Option<InFlight>) -> http::Respons
 }
 
 /// The slow path: wait for a ready endpoint until the ready timeout (or the call's own
-/// `grpc-timeout`, if shorter), and re-pick after a request comes back unsent.
+/// `grpc-timeout`, if shorter), and re-pick after a request comes back unsent, as far as the
+/// retry budget allows.
 async fn slow_call<T: Channel>(
     shared: Arc<Shared<T>>,
     mut request: http::Request<T::RequestBody>,
@@ -195,6 +196,17 @@ async fn slow_call<T: Channel>(
     let mut state = PickState::<SmallRng>::new(seed);
     let hash = shared.config.policy.request_hash(&request);
     loop {
+        if unsent > 0 && !shared.budget.withdraw() {
+            tracing::debug!(
+                attempts = unsent,
+                "request handed back unsent; retry budget spent"
+            );
+            return Err(Error::RetryBudgetExhausted {
+                path: request.uri().path().to_owned(),
+                attempts: unsent,
+            }
+            .boxed());
+        }
         let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
         let (mut channel, mut hold) = match picked {
             Ok((channel, mut hold)) => {
@@ -203,14 +215,7 @@ async fn slow_call<T: Channel>(
                 span.record("attempt", unsent + 1);
                 (channel, hold)
             }
-            Err(why) => {
-                return Err(Error::NoReadyEndpoint {
-                    path: request.uri().path().to_owned(),
-                    waited: began.elapsed(),
-                    why,
-                }
-                .boxed());
-            }
+            Err(not) => return Err(not.into_error(request.uri().path(), began).boxed()),
         };
         match channel.send(request).await {
             Ok(response) => return Ok(wrap(response, Some(hold))),
@@ -239,15 +244,44 @@ async fn slow_call<T: Channel>(
     }
 }
 
+/// Why [`pick_or_wait`] found no endpoint.
+#[derive(Debug)]
+pub(crate) enum NotPicked {
+    /// Nothing was ready until the deadline.
+    Unready(Unready),
+    /// Nothing was ready, and too many calls already waited.
+    QueueFull { limit: usize, why: Unready },
+}
+
+impl NotPicked {
+    /// The error of a call to `path` that began at `began`.
+    pub(crate) fn into_error(self, path: &str, began: Instant) -> Error {
+        match self {
+            NotPicked::Unready(why) => Error::NoReadyEndpoint {
+                path: path.to_owned(),
+                waited: began.elapsed(),
+                why,
+            },
+            NotPicked::QueueFull { limit, why } => Error::TooManyWaiting {
+                path: path.to_owned(),
+                limit,
+                why,
+            },
+        }
+    }
+}
+
 /// Picks an endpoint (counting the call on it), waiting for new snapshots while none is
-/// ready; at `deadline`, why nothing was ready.
+/// ready, as one of at most `max_waiting_calls`; at `deadline`, why nothing was ready.
 pub(crate) async fn pick_or_wait<T: Channel>(
     shared: &Shared<T>,
     hash: Option<u64>,
     avoid: Option<&EndpointState>,
     state: &mut PickState<SmallRng>,
     deadline: Instant,
-) -> Result<(T, InFlight), Unready> {
+) -> Result<(T, InFlight), NotPicked> {
+    // Taken at the first wait, held until the call has an endpoint or gives up.
+    let mut slot = None;
     loop {
         // Registered before the pick, so a snapshot published in between still wakes us.
         let mut changed = pin!(shared.changed.notified());
@@ -259,13 +293,20 @@ pub(crate) async fn pick_or_wait<T: Channel>(
                 // Every ready endpoint holds calls back (cap, open breaker): fail at once,
                 // waiting would only queue more load on them.
                 None => match refusing(&set.ready) {
-                    Some(why) => return Err(why),
+                    Some(why) => return Err(NotPicked::Unready(why)),
                     None => set.why.clone(),
                 },
             }
         };
         if Instant::now() >= deadline {
-            return Err(why);
+            return Err(NotPicked::Unready(why));
+        }
+        if slot.is_none() {
+            let limit = shared.config.max_waiting_calls;
+            match shared.waiting.enter(limit) {
+                Some(s) => slot = Some(s),
+                None => return Err(NotPicked::QueueFull { limit, why }),
+            }
         }
         tokio::select! {
             _ = changed => {}

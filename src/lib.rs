@@ -139,12 +139,14 @@ mod grpc_timeout;
 pub mod health;
 mod layer;
 mod layer4;
+mod limits;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod picker;
 mod policy;
 mod ready_set;
 mod registry;
+mod retry_budget;
 mod router;
 #[cfg(feature = "service-config")]
 pub mod service_config;
@@ -160,8 +162,10 @@ pub use error::{BoxError, Error, Unready};
 pub use future::{CallResult, ResponseFuture};
 pub use layer::BalanceLayer;
 pub use layer4::{BalancedStream, TcpBalancer};
+pub use limits::Limits;
 pub use picker::Picker;
 pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
+pub use retry_budget::RetryBudget;
 pub use router::Router;
 #[cfg(feature = "service-config")]
 pub use service_config::ServiceConfig;

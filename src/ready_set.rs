@@ -14,7 +14,9 @@ use tokio::sync::{Notify, oneshot};
 use crate::discover::Endpoint;
 use crate::endpoint::EndpointState;
 use crate::error::Unready;
+use crate::limits::WaitingCalls;
 use crate::policy::{Plan, Policy};
+use crate::retry_budget::{Budget, RetryBudget};
 use crate::status::Snapshot;
 
 /// One endpoint that can take calls now.
@@ -38,6 +40,8 @@ pub(crate) struct ReadySet<T> {
     pub(crate) tier: Option<u32>,
     /// Whether `ready` was chosen in panic mode.
     pub(crate) panic: bool,
+    /// Endpoints on standby beyond the endpoint limit.
+    pub(crate) standby: usize,
 }
 
 impl<T> ReadySet<T> {
@@ -49,6 +53,7 @@ impl<T> ReadySet<T> {
             plan: Plan::default(),
             tier: None,
             panic: false,
+            standby: 0,
         }
     }
 }
@@ -59,6 +64,7 @@ pub(crate) struct CallConfig {
     pub(crate) policy: Policy,
     pub(crate) ready_timeout: Duration,
     pub(crate) max_unsent_retries: u32,
+    pub(crate) max_waiting_calls: usize,
 }
 
 /// What all clones of one balancer share.
@@ -67,16 +73,27 @@ pub(crate) struct Shared<T> {
     /// Woken on every new snapshot, for calls waiting for a ready endpoint.
     pub(crate) changed: Notify,
     pub(crate) config: CallConfig,
+    /// Calls waiting for a ready endpoint now.
+    pub(crate) waiting: WaitingCalls,
+    /// Transparent retries left.
+    pub(crate) budget: Budget,
     /// Dropped with the last clone (and the last call in flight): tells the control task to stop.
     _stop: oneshot::Sender<()>,
 }
 
 impl<T> Shared<T> {
-    pub(crate) fn new(config: CallConfig, stop: oneshot::Sender<()>, why: Unready) -> Self {
+    pub(crate) fn new(
+        config: CallConfig,
+        budget: RetryBudget,
+        stop: oneshot::Sender<()>,
+        why: Unready,
+    ) -> Self {
         Shared {
             set: ArcSwap::from_pointee(ReadySet::empty(why)),
             changed: Notify::new(),
             config,
+            waiting: WaitingCalls::default(),
+            budget: Budget::new(budget),
             _stop: stop,
         }
     }
@@ -100,6 +117,6 @@ impl<T> Shared<T> {
             .peak_ewma()
             .unwrap_or_default()
             .decay_ns();
-        Snapshot::read(set, decay)
+        Snapshot::read(set, decay, self.waiting.len(), self.budget.totals())
     }
 }

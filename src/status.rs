@@ -14,6 +14,7 @@ use crate::endpoint::{ConnectionState, EndpointState};
 use crate::error::Unready;
 use crate::health::{BreakerState, Health};
 use crate::ready_set::ReadySet;
+use crate::retry_budget::BudgetTotals;
 
 /// A point-in-time view of a whole balancer: every endpoint discovery knows of, which of
 /// them take calls, the tier in use and whether panic mode is on.
@@ -49,10 +50,25 @@ pub struct Snapshot {
     pub panic: bool,
     /// Why no endpoint can take calls, when none can: what a call that finds none fails with.
     pub unready: Option<Unready>,
+    /// Endpoints discovery offered beyond [`Limits::max_endpoints`](crate::Limits), waiting
+    /// on standby for others to leave.
+    pub standby: usize,
+    /// Calls waiting now for a ready endpoint.
+    pub waiting: usize,
+    /// Transparent retries made (requests handed back unsent, failed dials) since the
+    /// balancer was built.
+    pub retries: u64,
+    /// Transparent retries not made because the [`RetryBudget`](crate::RetryBudget) was spent.
+    pub retries_refused: u64,
 }
 
 impl Snapshot {
-    pub(crate) fn read<T>(set: &ReadySet<T>, decay_ns: f64) -> Self {
+    pub(crate) fn read<T>(
+        set: &ReadySet<T>,
+        decay_ns: f64,
+        waiting: usize,
+        budget: BudgetTotals,
+    ) -> Self {
         let now = now_ns();
         let mut ready = set.ready.iter().map(|e| &*e.state).peekable();
         let endpoints = set
@@ -73,6 +89,10 @@ impl Snapshot {
             tier: set.tier,
             panic: set.panic,
             unready: (ready == 0).then(|| set.why.clone()),
+            standby: set.standby,
+            waiting,
+            retries: budget.retried,
+            retries_refused: budget.refused,
         }
     }
 }

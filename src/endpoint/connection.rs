@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
@@ -27,21 +28,44 @@ pub(crate) enum Event<T> {
     },
 }
 
+/// How a balancer dials: its connector, its reconnect backoff, and the slots that bound its
+/// connection attempts under way at once (`Limits::max_connecting`).
+pub(crate) struct Dialer<C> {
+    pub(crate) connector: C,
+    pub(crate) backoff: Backoff,
+    pub(crate) slots: Arc<Semaphore>,
+}
+
 pub(crate) fn spawn_connection<C: Connector>(
-    connector: Arc<C>,
+    dialer: Arc<Dialer<C>>,
     key: Key,
     generation: u64,
     endpoint: Endpoint,
     state: Arc<EndpointState>,
-    backoff: Backoff,
     events: UnboundedSender<Event<C::Channel>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut rng = SmallRng::seed_from_u64(generation ^ crate::endpoint::load::now_ns());
         let mut failures: u32 = 0;
         loop {
+            // A slot per attempt, given back when the attempt ends either way: after a restart
+            // of every backend, a thousand endpoints do not dial at once.
+            let slot = match dialer.slots.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    state.set_connection(ConnectionState::Queued);
+                    tracing::debug!(endpoint = %key, "connection attempts at their limit (max_connecting); queued");
+                    match dialer.slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        // Never closed: the task is aborted with its endpoint instead.
+                        Err(_) => return,
+                    }
+                }
+            };
             state.set_connection(ConnectionState::Connecting);
-            let error = match connector.connect(&endpoint).await {
+            let attempt = dialer.connector.connect(&endpoint).await;
+            drop(slot);
+            let error = match attempt {
                 Ok(conn) => {
                     failures = 0;
                     state.set_connection(ConnectionState::Ready);
@@ -80,7 +104,7 @@ pub(crate) fn spawn_connection<C: Connector>(
             }
             // The first reconnect after a connection that worked goes out quickly; repeated
             // failures back off.
-            tokio::time::sleep(backoff.delay(failures, rng.random::<f64>())).await;
+            tokio::time::sleep(dialer.backoff.delay(failures, rng.random::<f64>())).await;
         }
     })
 }

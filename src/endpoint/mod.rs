@@ -6,7 +6,7 @@ mod in_flight;
 pub(crate) mod load;
 
 pub use backoff::Backoff;
-pub(crate) use connection::{Event, spawn_connection};
+pub(crate) use connection::{Dialer, Event, spawn_connection};
 pub(crate) use in_flight::InFlight;
 
 use std::net::SocketAddr;
@@ -31,6 +31,9 @@ pub enum ConnectionState {
     Ready,
     /// The last attempt failed or the connection broke; waiting out a backoff.
     Backoff,
+    /// Waiting for a connection-attempt slot: as many attempts as
+    /// [`Limits::max_connecting`](crate::Limits::max_connecting) allows are under way.
+    Queued,
 }
 
 impl ConnectionState {
@@ -38,6 +41,7 @@ impl ConnectionState {
         match v {
             1 => ConnectionState::Ready,
             2 => ConnectionState::Backoff,
+            3 => ConnectionState::Queued,
             _ => ConnectionState::Connecting,
         }
     }
@@ -46,6 +50,7 @@ impl ConnectionState {
             ConnectionState::Connecting => 0,
             ConnectionState::Ready => 1,
             ConnectionState::Backoff => 2,
+            ConnectionState::Queued => 3,
         }
     }
 }

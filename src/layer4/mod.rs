@@ -111,6 +111,7 @@ impl Service<http::Uri> for TcpBalancer {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        self.inner.count_call();
         let shared = Arc::clone(&*self.inner.shared);
         let seed = self.inner.pick.rng.next_u64();
         Box::pin(dial(shared, uri, seed, self.connect_timeout))
@@ -134,17 +135,17 @@ async fn dial(
     let mut avoid: Option<Arc<EndpointState>> = None;
     let mut failed_dials = 0u32;
     loop {
+        if failed_dials > 0 && !shared.budget.withdraw() {
+            return Err(Error::RetryBudgetExhausted {
+                path: uri.to_string(),
+                attempts: failed_dials,
+            }
+            .boxed());
+        }
         let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
         let (NoRequests(target), mut hold) = match picked {
             Ok(picked) => picked,
-            Err(why) => {
-                return Err(Error::NoReadyEndpoint {
-                    path: uri.to_string(),
-                    waited: began.elapsed(),
-                    why,
-                }
-                .boxed());
-            }
+            Err(not) => return Err(not.into_error(&uri.to_string(), began).boxed()),
         };
         let attempt = tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr));
         let error = match attempt.await {

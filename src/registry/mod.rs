@@ -22,16 +22,17 @@ use futures_util::{FutureExt, StreamExt};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::sync::mpsc;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::builder::OnAllUnreachable;
 use crate::discover::{Change, Endpoint, Key};
-use crate::endpoint::{Backoff, EndpointDefaults, EndpointState, Event, spawn_connection};
+use crate::endpoint::{Backoff, Dialer, EndpointDefaults, EndpointState, Event, spawn_connection};
 use crate::error::BoxError;
 use crate::health::passive::Passive;
 use crate::health::{HealthConfig, Signal};
+use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::ready_set::Shared;
 use crate::transport::Connector;
@@ -65,12 +66,16 @@ impl<T> Drop for Entry<T> {
 }
 
 pub(crate) struct Registry<C: Connector> {
-    connector: Arc<C>,
+    dialer: Arc<Dialer<C>>,
     policy: Policy,
-    backoff: Backoff,
     defaults: EndpointDefaults,
     health: HealthConfig,
     entries: BTreeMap<Key, Entry<C::Channel>>,
+    /// Endpoints offered beyond `max_endpoints`, in key order: they join as others leave.
+    standby: BTreeMap<Key, Endpoint>,
+    /// Endpoints refused outright (the standby list was full too), for the log.
+    refused: u64,
+    max_endpoints: usize,
     next_generation: u64,
     events_tx: mpsc::UnboundedSender<Event<C::Channel>>,
     /// For health checks' verdicts.
@@ -101,6 +106,7 @@ impl<C: Connector> Registry<C> {
         connector: C,
         policy: Policy,
         backoff: Backoff,
+        limits: Limits,
         health: HealthConfig,
         on_all_unreachable: Option<OnAllUnreachable>,
     ) -> (Self, Inbox<C::Channel>) {
@@ -118,13 +124,19 @@ impl<C: Connector> Registry<C> {
             signals_tx.clone(),
         ));
         let registry = Registry {
-            connector: Arc::new(connector),
-            backoff,
+            dialer: Arc::new(Dialer {
+                connector,
+                backoff,
+                slots: Arc::new(Semaphore::new(limits.max_connecting)),
+            }),
             defaults: EndpointDefaults::new(&policy, health.breaker.max_in_flight, passive),
             next_interval: Instant::now() + health.outlier.interval,
             health,
             policy,
             entries: BTreeMap::new(),
+            standby: BTreeMap::new(),
+            refused: 0,
+            max_endpoints: limits.max_endpoints,
             next_generation: 0,
             events_tx,
             signals_tx,
@@ -209,7 +221,16 @@ impl<C: Connector> Registry<C> {
     ) -> bool {
         match change {
             Some(Ok(Change::Insert(key, endpoint))) => self.insert(key, endpoint),
-            Some(Ok(Change::Remove(key))) => self.remove(&key),
+            Some(Ok(Change::Remove(key))) => {
+                if self.standby.remove(&key).is_some() {
+                    return true;
+                }
+                let removed = self.remove(&key);
+                if removed {
+                    self.promote_standby();
+                }
+                removed
+            }
             Some(Err(e)) => {
                 let e: BoxError = e.into();
                 tracing::warn!(error = %e, "discovery error; keeping the current endpoint set");
@@ -237,7 +258,10 @@ impl<C: Connector> Registry<C> {
                 return true;
             }
             tracing::info!(endpoint = %key, from = %entry.endpoint.addr(), to = %endpoint.addr(), "address changed; reconnecting");
+        } else if self.entries.len() >= self.max_endpoints {
+            return self.hold_back(key, endpoint);
         } else {
+            self.standby.remove(&key);
             tracing::info!(endpoint = %key, addr = %endpoint.addr(), weight = endpoint.weight(), priority = endpoint.priority(), "endpoint added");
         }
         self.next_generation += 1;
@@ -248,12 +272,11 @@ impl<C: Connector> Registry<C> {
             &self.defaults,
         ));
         let task = spawn_connection(
-            self.connector.clone(),
+            self.dialer.clone(),
             key.clone(),
             generation,
             endpoint.clone(),
             state.clone(),
-            self.backoff,
             self.events_tx.clone(),
         );
         // Replacing an entry drops the old one, which aborts its connection task.
@@ -287,6 +310,31 @@ impl<C: Connector> Registry<C> {
                 tracing::warn!(endpoint = %key, "discovery removed an unknown endpoint; ignored");
                 false
             }
+        }
+    }
+
+    /// An endpoint beyond `max_endpoints`: on standby while there is room (as many again),
+    /// else dropped. Either way it is said once per endpoint, loudly.
+    fn hold_back(&mut self, key: Key, endpoint: Endpoint) -> bool {
+        let max = self.max_endpoints;
+        if self.standby.contains_key(&key) || self.standby.len() < max {
+            if self.standby.insert(key.clone(), endpoint).is_none() {
+                tracing::warn!(endpoint = %key, max_endpoints = max, standby = self.standby.len(), "endpoint limit reached; endpoint on standby until another leaves");
+            }
+            return true;
+        }
+        self.refused += 1;
+        tracing::warn!(endpoint = %key, max_endpoints = max, refused = self.refused, "endpoint limit reached and the standby list is full; endpoint dropped");
+        false
+    }
+
+    /// Room was made: the first endpoint on standby (in key order) joins.
+    fn promote_standby(&mut self) {
+        if self.entries.len() < self.max_endpoints
+            && let Some((key, endpoint)) = self.standby.pop_first()
+        {
+            tracing::info!(endpoint = %key, standby = self.standby.len(), "endpoint joins from standby");
+            self.insert(key, endpoint);
         }
     }
 

@@ -87,6 +87,7 @@ impl<C: Connector> Registry<C> {
             plan,
             tier,
             panic,
+            standby: self.standby.len(),
         }
     }
 

@@ -15,8 +15,10 @@ mod hashing;
 #[cfg(feature = "health")]
 mod health_check;
 mod layer4;
+mod limits;
 mod outlier;
 mod policies;
+mod retry_budget;
 mod routing;
 #[cfg(feature = "service-config")]
 mod service_config;

@@ -45,16 +45,22 @@ pub fn balancer(refusing: &[u16], ok: &[u16]) -> Balancer<InProcess> {
     balancer_with(tower_lb::Policy::default(), refusing, ok)
 }
 
+/// In-process backends answering with their port; those on `refusing` ports hand every
+/// request back unsent.
+pub fn connector(refusing: &[u16]) -> impl tower_lb::transport::Connector<Channel = InProcess> {
+    let refusing = refusing.to_vec();
+    ServiceConnector::new(move |e: &Endpoint| Backend {
+        port: e.addr().port(),
+        refuse: refusing.contains(&e.addr().port()),
+    })
+}
+
 pub fn balancer_with(
     policy: tower_lb::Policy,
     refusing: &[u16],
     ok: &[u16],
 ) -> Balancer<InProcess> {
-    let refusing_ports = refusing.to_vec();
-    let connector = ServiceConnector::new(move |e: &Endpoint| Backend {
-        port: e.addr().port(),
-        refuse: refusing_ports.contains(&e.addr().port()),
-    });
+    let connector = connector(refusing);
     let endpoints = refusing
         .iter()
         .chain(ok)
@@ -62,6 +68,8 @@ pub fn balancer_with(
     crate::common::builder()
         .policy(policy)
         .ready_timeout(Duration::from_millis(200))
+        // Room for a retry per call: these tests are about re-picking, not the budget.
+        .retry_budget(tower_lb::RetryBudget::default().ratio(1.0))
         .build_with(connector, fixed(endpoints))
         .unwrap()
 }
