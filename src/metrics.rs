@@ -21,6 +21,10 @@
 //! | `tower_lb_endpoints` | gauge | `balancer` | endpoints discovered |
 //! | `tower_lb_ready_endpoints` | gauge | `balancer` | endpoints that take calls |
 //! | `tower_lb_panic_mode` | gauge | `balancer` | 1 while in panic mode |
+//! | `tower_lb_standby_endpoints` | gauge | `balancer` | endpoints waiting beyond the endpoint limit |
+//! | `tower_lb_waiting_calls` | gauge | `balancer` | calls waiting for a ready endpoint |
+//! | `tower_lb_retries_total` | counter | `balancer` | transparent retries made |
+//! | `tower_lb_retries_refused_total` | counter | `balancer` | transparent retries the retry budget refused |
 //!
 //! `endpoint` is the discovery key (by default the socket address). An endpoint discovery
 //! removes has its counters set a last time and its gauges set to 0, and is then left alone
@@ -120,6 +124,10 @@ struct Exporter {
     discovered: Gauge,
     ready: Gauge,
     panic: Gauge,
+    standby: Gauge,
+    waiting: Gauge,
+    retries: Counter,
+    retries_refused: Counter,
 }
 
 impl Exporter {
@@ -130,6 +138,10 @@ impl Exporter {
             discovered: gauge!("tower_lb_endpoints", label()),
             ready: gauge!("tower_lb_ready_endpoints", label()),
             panic: gauge!("tower_lb_panic_mode", label()),
+            standby: gauge!("tower_lb_standby_endpoints", label()),
+            waiting: gauge!("tower_lb_waiting_calls", label()),
+            retries: counter!("tower_lb_retries_total", label()),
+            retries_refused: counter!("tower_lb_retries_refused_total", label()),
             endpoints: HashMap::new(),
             name,
         }
@@ -140,6 +152,10 @@ impl Exporter {
         self.discovered.set(snapshot.endpoints.len() as f64);
         self.ready.set(snapshot.ready as f64);
         self.panic.set(f64::from(u8::from(snapshot.panic)));
+        self.standby.set(snapshot.standby as f64);
+        self.waiting.set(snapshot.waiting as f64);
+        self.retries.absolute(snapshot.retries);
+        self.retries_refused.absolute(snapshot.retries_refused);
         for (status, (state, _)) in snapshot.endpoints.iter().zip(all) {
             let (_, metrics) = self.endpoints.entry(status.key.clone()).or_insert_with(|| {
                 let metrics = EndpointMetrics::register(&self.name, &status.key);
@@ -165,6 +181,8 @@ impl Exporter {
         self.discovered.set(0.0);
         self.ready.set(0.0);
         self.panic.set(0.0);
+        self.standby.set(0.0);
+        self.waiting.set(0.0);
         for (_, (state, metrics)) in self.endpoints.drain() {
             metrics.retire(&state);
         }
@@ -283,5 +301,18 @@ fn describe() {
     describe_gauge!(
         "tower_lb_panic_mode",
         "1 while the balancer is in panic mode"
+    );
+    describe_gauge!(
+        "tower_lb_standby_endpoints",
+        "Endpoints waiting beyond the endpoint limit"
+    );
+    describe_gauge!(
+        "tower_lb_waiting_calls",
+        "Calls waiting for a ready endpoint"
+    );
+    describe_counter!("tower_lb_retries_total", "Transparent retries made");
+    describe_counter!(
+        "tower_lb_retries_refused_total",
+        "Transparent retries the retry budget refused"
     );
 }

@@ -151,6 +151,24 @@ async fn metrics_follow_calls_ejections_and_discovery() {
     )
     .await;
     wait_value(&prometheus, r#"tower_lb_panic_mode{balancer="test"}"#, 0.0).await;
+    wait_value(
+        &prometheus,
+        r#"tower_lb_waiting_calls{balancer="test"}"#,
+        0.0,
+    )
+    .await;
+    wait_value(
+        &prometheus,
+        r#"tower_lb_standby_endpoints{balancer="test"}"#,
+        0.0,
+    )
+    .await;
+    wait_value(
+        &prometheus,
+        r#"tower_lb_retries_total{balancer="test"}"#,
+        0.0,
+    )
+    .await;
 
     // Discovery removes one: its gauges go to 0, its counters stay.
     let gone = &servers[1];
