@@ -35,8 +35,15 @@
 //! **Failure is explicit.** With no ready endpoint a call waits up to the
 //! [ready timeout](Builder::ready_timeout) for one, then fails with `UNAVAILABLE` and a message
 //! that says why (nothing discovered, or all endpoints unreachable, with the last connection
-//! error). A request a connection hands back unsent is picked again onto another endpoint.
-//! An endpoint removed by discovery takes no new calls; its in-flight calls finish.
+//! error). A request a connection hands back unsent is picked again onto another endpoint,
+//! as far as the [retry budget](RetryBudget) allows (20 % of calls plus 10 a second, so
+//! retries cannot multiply load in an outage). An endpoint removed by discovery takes no new
+//! calls; its in-flight calls finish.
+//!
+//! **Resources are bounded** ([`Limits`]): endpoints balanced over (more wait on standby),
+//! calls waiting for an endpoint (more fail at once with `RESOURCE_EXHAUSTED`), and connection
+//! attempts under way at once (more queue). `RELIABILITY.md` in the repository lists the
+//! fault, soak, property and fuzz tests behind these promises, with their figures.
 //!
 //! ## Health
 //!
