@@ -81,6 +81,8 @@ impl<C: Connector> Registry<C> {
             Signal::Ejected(state) => {
                 let run = state.counters.consecutive.load(Relaxed);
                 match self.entry_of(&state) {
+                    // Its ejection was already lifted (the cap shrank with the set).
+                    Some(_) if !state.gate.is_ejected() => false,
                     Some(key) => {
                         let now = Instant::now();
                         self.record_ejection(&key, Reason::ConsecutiveFailures(run), now);
@@ -296,9 +298,33 @@ impl<C: Connector> Registry<C> {
         self.defaults.passive.end_ejection(&entry.state);
     }
 
-    /// The ejection cap follows the number of endpoints.
-    pub(super) fn update_ejection_cap(&self) {
+    /// The ejection cap follows the number of endpoints. When discovery shrinks the set below
+    /// what its ejections allow (say, the one healthy endpoint of two is removed), the
+    /// ejections that would end soonest end now: the cap holds — never all ejected — whichever
+    /// way the set changes, not only when an ejection is decided.
+    pub(super) fn update_ejection_cap(&mut self) {
         let max = self.health.outlier.max_ejected(self.entries.len());
         self.defaults.passive.ejections.set_max(max);
+        let mut ejected: Vec<(Option<Instant>, Key)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state.gate.is_ejected())
+            .map(|(key, e)| (e.ejection.until, key.clone()))
+            .collect();
+        let excess = ejected.len().saturating_sub(max);
+        if excess == 0 {
+            return;
+        }
+        // Soonest end first; one whose signal is still on its way (no end yet) last.
+        ejected.sort_by_key(|(until, _)| (until.is_none(), *until));
+        for (_, key) in ejected.into_iter().take(excess) {
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            e.ejection.until = None;
+            self.defaults.passive.end_ejection(&e.state);
+            e.state.counters.consecutive.store(0, Relaxed);
+            tracing::info!(endpoint = %key, addr = %e.endpoint.addr(), endpoints = self.entries.len(), max_ejected = max, "ejection ended early: fewer endpoints now, and the cap holds");
+        }
     }
 }
