@@ -39,6 +39,7 @@ use crate::transport::{Connector, Http2Connector};
 /// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
 /// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
 /// | `metrics` (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
+/// | `tls` (feature `tls`) | off (plaintext HTTP/2) | TLS or mTLS to every endpoint, see [`crate::tls`] |
 ///
 /// The [`health`](crate::health) module explains each health mechanism and its trade-off.
 ///
@@ -61,6 +62,8 @@ pub struct Builder {
     on_all_unreachable: Option<OnAllUnreachable>,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::ClientTls>,
 }
 
 /// A hook run by the control task when every discovered endpoint has failed to connect.
@@ -77,7 +80,7 @@ impl std::fmt::Debug for Builder {
             .field("backoff", &self.backoff)
             .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,6 +97,8 @@ impl Default for Builder {
             on_all_unreachable: None,
             #[cfg(feature = "metrics")]
             metrics: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -239,17 +244,48 @@ impl Builder {
         self
     }
 
-    /// Builds a balancer for tonic clients: HTTP/2 over TCP to each endpoint, fed by
-    /// `discovery`.
+    /// TLS (or mTLS, with a client identity) to every endpoint of a balancer made by
+    /// [`build`](Self::build) (feature `tls`). The server name each certificate is checked
+    /// against comes from the [`ClientTls`](crate::tls::ClientTls) or from the endpoint, never
+    /// from its IP address; see [`crate::tls`].
+    ///
+    /// [`build_with`](Self::build_with), [`layer`](Self::layer) and
+    /// [`build_tcp`](Self::build_tcp) bring or make their own connector, so they refuse a
+    /// builder with TLS set rather than quietly dial plaintext: give
+    /// [`Http2Connector::tls`] to `build_with` instead.
+    ///
+    /// ```
+    /// # fn run(ca_pem: &str) -> Result<(), tower_lb::Error> {
+    /// use tower_lb::{Balancer, tls::ClientTls};
+    /// let builder = Balancer::builder().tls(ClientTls::from_root_pem(ca_pem)?.server_name("echo.internal")?);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Builds a balancer for tonic clients: HTTP/2 over TCP (over TLS, if
+    /// [`tls`](Self::tls) is set) to each endpoint, fed by `discovery`.
     ///
     /// Must be called inside a tokio runtime (the control task is spawned on it); otherwise
     /// returns [`Error::InvalidConfig`].
-    pub fn build<D, E>(self, discovery: D) -> Result<Balancer, Error>
+    pub fn build<D, E>(
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))] mut self,
+        discovery: D,
+    ) -> Result<Balancer, Error>
     where
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        self.build_with(Http2Connector::new(), discovery)
+        let connector = Http2Connector::new();
+        #[cfg(feature = "tls")]
+        let connector = match self.tls.take() {
+            Some(tls) => connector.tls(tls),
+            None => connector,
+        };
+        self.build_with(connector, discovery)
     }
 
     /// Builds a balancer that dials endpoints with `connector` (another request body type,
@@ -331,6 +367,14 @@ impl Builder {
     /// Refuses settings that cannot work together, before anything starts.
     #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
     fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return Err(Error::InvalidConfig(
+                "Builder::tls applies to build() only; this connector was made elsewhere and \
+                 would dial plaintext: give Http2Connector::tls to build_with instead"
+                    .into(),
+            ));
+        }
         self.health.outlier.validate()?;
         self.limits.validate()?;
         self.retry_budget.validate()?;

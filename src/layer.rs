@@ -23,8 +23,9 @@ use crate::transport::Connector;
 /// # drop(balancer); Ok(()) }
 /// ```
 ///
-/// Applied outside a tokio runtime, the balancer it makes fails every call with
-/// `UNAVAILABLE` (and logs an error) instead of panicking.
+/// Applied outside a tokio runtime, or with a builder that cannot build (such as one with
+/// `Builder::tls`, whose TLS belongs to `build`), the balancer it makes fails every call with
+/// `UNAVAILABLE` (and logs the error) instead of panicking.
 #[derive(Debug, Clone)]
 pub struct BalanceLayer<D> {
     builder: Builder,
@@ -53,7 +54,7 @@ where
         {
             Ok(balancer) => balancer,
             Err(e) => {
-                tracing::error!(error = %e, "balancer layer applied outside a tokio runtime; every call will fail");
+                tracing::error!(error = %e, "balancer layer could not build its balancer; every call will fail");
                 self.builder.closed::<C>()
             }
         }

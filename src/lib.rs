@@ -117,9 +117,7 @@
 //! | `health` | on | active `grpc.health.v1` checks, `health::HealthCheck` (tonic-health) |
 //! | `service-config` | on | [`ServiceConfig`]: gRPC service config JSON onto the builder (serde_json) |
 //! | `metrics` | off | `metrics::Metrics`: export through the `metrics` facade |
-//!
-//! TLS to endpoints is not built in yet: a [`transport::Connector`] of your own can dial them
-//! over TLS.
+//! | `tls` | off | `tls::ClientTls`, `Builder::tls`: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
 //!
 //! ## Examples
 //!
@@ -158,6 +156,8 @@ mod router;
 #[cfg(feature = "service-config")]
 pub mod service_config;
 mod status;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;
 
 pub use balancer::Balancer;

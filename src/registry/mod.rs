@@ -249,7 +249,11 @@ impl<C: Connector> Registry<C> {
 
     fn insert(&mut self, key: Key, endpoint: Endpoint) -> bool {
         if let Some(entry) = self.entries.get_mut(&key) {
-            if entry.endpoint.addr() == endpoint.addr() {
+            // A new server name is a new TLS peer identity: the connection made under the
+            // old name must not carry on, so it reconnects like a new address.
+            if entry.endpoint.addr() == endpoint.addr()
+                && entry.endpoint.server_name() == endpoint.server_name()
+            {
                 if entry.endpoint == endpoint {
                     return false;
                 }
@@ -257,7 +261,7 @@ impl<C: Connector> Registry<C> {
                 entry.endpoint = endpoint;
                 return true;
             }
-            tracing::info!(endpoint = %key, from = %entry.endpoint.addr(), to = %endpoint.addr(), "address changed; reconnecting");
+            tracing::info!(endpoint = %key, from = %entry.endpoint.addr(), to = %endpoint.addr(), from_name = entry.endpoint.server_name(), to_name = endpoint.server_name(), "address or server name changed; reconnecting");
         } else if self.entries.len() >= self.max_endpoints {
             return self.hold_back(key, endpoint);
         } else {

@@ -40,8 +40,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 use tokio_stream::Stream;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
@@ -226,6 +226,7 @@ pub struct TestServerBuilder {
     name: String,
     addr: SocketAddr,
     health: bool,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl TestServerBuilder {
@@ -240,6 +241,13 @@ impl TestServerBuilder {
     /// `"echo.Echo"` initially `SERVING` (see [`TestServer::set_serving`]).
     pub fn health(mut self, enabled: bool) -> Self {
         self.health = enabled;
+        self
+    }
+
+    /// Serves over TLS with this configuration (its identity, and `client_ca_root` to ask
+    /// for client certificates), instead of plaintext HTTP/2.
+    pub fn tls(mut self, config: ServerTlsConfig) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -278,6 +286,12 @@ impl TestServerBuilder {
             .clone()
             .map(|r| HealthServer::new(HealthService::from_health_reporter(r)));
         let (stop_tx, stop_rx) = oneshot::channel();
+        let server = match self.tls {
+            Some(config) => Server::builder()
+                .tls_config(config)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+            None => Server::builder(),
+        };
 
         let thread = std::thread::Builder::new()
             .name(format!("testkit-server-{}", self.name))
@@ -285,7 +299,8 @@ impl TestServerBuilder {
                 runtime.block_on(async move {
                     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                     let (grace_tx, grace_rx) = oneshot::channel::<()>();
-                    let serve = Server::builder()
+                    let mut server = server;
+                    let serve = server
                         .add_service(echo)
                         .add_optional_service(health_service)
                         .serve_with_incoming_shutdown(incoming, async move {
@@ -338,6 +353,7 @@ impl TestServer {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             health: false,
+            tls: None,
         }
     }
 

@@ -48,6 +48,14 @@ impl Seen {
             .collect()
     }
 
+    /// `(addr, server name)` of every endpoint, sorted by key.
+    pub fn names(&self) -> Vec<(String, Option<String>)> {
+        self.set
+            .values()
+            .map(|e| (e.addr().to_string(), e.server_name().map(str::to_owned)))
+            .collect()
+    }
+
     pub fn errors_of(&self, kind: DnsErrorKind) -> usize {
         self.errors.iter().filter(|e| e.kind() == kind).count()
     }
@@ -154,8 +162,10 @@ impl Watch {
         self.seen().changes.len()
     }
 
+    /// The changes since `mark`, compared by address, priority and weight: the endpoints'
+    /// TLS server names are left out here (`Seen::names` checks them).
     pub fn changes_since(&self, mark: usize) -> Vec<Change> {
-        self.seen().changes[mark..].to_vec()
+        self.seen().changes[mark..].iter().map(unnamed).collect()
     }
 }
 
@@ -169,6 +179,20 @@ pub fn insert(addr: &str, priority: u32, weight: u32) -> Change {
             .unwrap()
             .with_priority(priority),
     )
+}
+
+/// `change` with the endpoint's server name left out.
+fn unnamed(change: &Change) -> Change {
+    match change {
+        Change::Insert(key, e) => Change::Insert(
+            key.clone(),
+            Endpoint::new(e.addr())
+                .and_then(|u| u.with_weight(e.weight()))
+                .unwrap()
+                .with_priority(e.priority()),
+        ),
+        Change::Remove(key) => Change::Remove(key.clone()),
+    }
 }
 
 pub fn remove(addr: &str) -> Change {

@@ -51,6 +51,11 @@ async fn a_and_aaaa_records_at_a_fixed_port() {
     let seen = w.seen();
     assert_eq!(seen.redundant, 0);
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    // The TLS server name is the host name asked for, never the address.
+    assert_eq!(
+        seen.names(),
+        [("[::1]:50051".to_owned(), Some("echo.lb.test".to_owned()))]
+    );
 }
 
 /// An IP address needs no DNS: it is its own answer.
@@ -58,6 +63,7 @@ async fn a_and_aaaa_records_at_a_fixed_port() {
 async fn an_ip_address_is_its_own_answer() {
     let w = watch(Dns::host("[::1]:50051").unwrap().build().unwrap());
     w.until_endpoints(&[("[::1]:50051", 0, 1)]).await;
+    assert_eq!(w.seen().names(), [("[::1]:50051".to_owned(), None)]);
 }
 
 #[test]

@@ -19,6 +19,46 @@ fn two_backends(ttl: u32) -> Zone {
         .addr("c.echo", ttl, "127.0.0.4")
 }
 
+/// Each endpoint carries its SRV target (without the trailing dot) as its TLS server name,
+/// whether the target's address came in the additional section or from its own lookup; a
+/// target that moves to a new name at the same address is a new name for that endpoint.
+#[tokio::test]
+async fn endpoints_are_named_by_their_srv_target() {
+    let Some(mut knot) = Knot::start(&two_backends(1)) else {
+        return;
+    };
+    let w = watch(fast(Dns::srv(NAME), knot.addr()).build().unwrap());
+    w.until_endpoints(&[("127.0.0.2:50051", 10, 500), ("127.0.0.3:50052", 10, 100)])
+        .await;
+    assert_eq!(
+        w.seen().names(),
+        [
+            (
+                "127.0.0.2:50051".to_owned(),
+                Some("a.echo.lb.test".to_owned())
+            ),
+            (
+                "127.0.0.3:50052".to_owned(),
+                Some("b.echo.lb.test".to_owned())
+            ),
+        ]
+    );
+    // b's record now names target c, which has b's address: same endpoint, new name.
+    let zone = Zone::new()
+        .srv("_grpc._tcp.echo", 1, 10, 5, 50051, "a.echo")
+        .srv("_grpc._tcp.echo", 1, 10, 1, 50052, "c.echo")
+        .addr("a.echo", 1, "127.0.0.2")
+        .addr("c.echo", 1, "127.0.0.3");
+    knot.set_zone(&zone);
+    w.until("b's endpoint to be named c", |s| {
+        s.names().contains(&(
+            "127.0.0.3:50052".to_owned(),
+            Some("c.echo.lb.test".to_owned()),
+        ))
+    })
+    .await;
+}
+
 /// An endpoint joins, changes weight, changes priority and leaves: each step is exactly the
 /// one change it should be, and nothing is sent for endpoints that did not change.
 #[tokio::test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::discover::{Endpoint, Key};
 
@@ -11,18 +12,33 @@ use crate::discover::{Endpoint, Key};
 pub(crate) type EndpointSet = BTreeMap<Key, Endpoint>;
 
 /// One address an answer names, before validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) addr: SocketAddr,
     pub(crate) priority: u32,
     pub(crate) weight: u32,
+    /// The DNS name the address was found under (SRV target, or the host name asked for),
+    /// without the trailing dot: the endpoint's TLS server name.
+    pub(crate) server_name: Option<Arc<str>>,
 }
 
 impl Candidate {
-    /// Orders candidates best first: lower priority, then larger weight, then lower address.
-    fn rank(&self) -> (u32, std::cmp::Reverse<u32>, SocketAddr) {
-        (self.priority, std::cmp::Reverse(self.weight), self.addr)
+    /// Orders candidates best first: lower priority, then larger weight, then lower address,
+    /// then name (two targets with one address: the choice must not depend on record order).
+    fn rank(&self) -> (u32, std::cmp::Reverse<u32>, SocketAddr, Option<&str>) {
+        (
+            self.priority,
+            std::cmp::Reverse(self.weight),
+            self.addr,
+            self.server_name.as_deref(),
+        )
     }
+}
+
+/// The TLS server name of a DNS name: its ASCII form without the trailing dot.
+pub(crate) fn server_name(name: &hickory_resolver::proto::rr::Name) -> Arc<str> {
+    let ascii = name.to_ascii();
+    Arc::from(ascii.strip_suffix('.').unwrap_or(&ascii))
 }
 
 /// Why an address cannot be an endpoint, if it cannot.
@@ -71,11 +87,14 @@ pub(crate) fn endpoint_set(
     }
     let mut kept: Vec<Candidate> = best.into_values().collect();
     if kept.len() > max {
-        kept.sort_unstable_by_key(Candidate::rank);
+        kept.sort_unstable_by(|a, b| a.rank().cmp(&b.rank()));
         tracing::warn!(%name, answered = kept.len(), max, "DNS answer has more endpoints than the cap; keeping the best ranked");
         kept.truncate(max);
     }
-    kept.into_iter()
+    let mut unnamed = 0usize;
+    let mut unnamed_example = None;
+    let set = kept
+        .into_iter()
         .filter_map(|c| {
             // `undialable` already refused what `Endpoint` refuses; this cannot fail, but
             // a refusal would only drop the candidate.
@@ -83,9 +102,26 @@ pub(crate) fn endpoint_set(
                 .and_then(|e| e.with_weight(c.weight.max(1)))
                 .ok()?
                 .with_priority(c.priority);
+            // A DNS name that is no TLS name (a label rustls would refuse) leaves the endpoint
+            // without one: plaintext does not care, and TLS refuses to connect and says why.
+            let endpoint = match c.server_name.as_deref() {
+                Some(name) => match endpoint.clone().with_server_name(name) {
+                    Ok(named) => named,
+                    Err(e) => {
+                        unnamed += 1;
+                        unnamed_example.get_or_insert(e);
+                        endpoint
+                    }
+                },
+                None => endpoint,
+            };
             Some((Key::from(c.addr), endpoint))
         })
-        .collect()
+        .collect();
+    if let Some(e) = unnamed_example {
+        tracing::warn!(%name, endpoints = unnamed, example = %e, "DNS names in the answer are not usable as TLS server names; those endpoints have none");
+    }
+    set
 }
 
 #[cfg(test)]
@@ -97,7 +133,45 @@ mod tests {
             addr: addr.parse().unwrap(),
             priority,
             weight,
+            server_name: None,
         }
+    }
+
+    fn named(addr: &str, name: &str) -> Candidate {
+        Candidate {
+            server_name: Some(Arc::from(name)),
+            ..c(addr, 0, 1)
+        }
+    }
+
+    #[test]
+    fn endpoints_carry_the_name_they_were_found_under() {
+        let set = endpoint_set(
+            "x",
+            [
+                named("10.0.0.1:443", "a.example"),
+                named("10.0.0.2:443", "b_bad name.example"),
+                c("10.0.0.3:443", 0, 1),
+            ],
+            10,
+        );
+        let names: Vec<Option<&str>> = set.values().map(Endpoint::server_name).collect();
+        assert_eq!(names, [Some("a.example"), None, None]);
+    }
+
+    #[test]
+    fn one_address_under_two_names_keeps_the_same_name_in_any_order() {
+        let records = [
+            named("10.0.0.1:443", "b.example"),
+            named("10.0.0.1:443", "a.example"),
+        ];
+        let forward = endpoint_set("x", records.clone(), 10);
+        let backward = endpoint_set("x", records.into_iter().rev(), 10);
+        assert_eq!(forward, backward);
+        assert_eq!(
+            forward[&Key::from("10.0.0.1:443")].server_name(),
+            Some("a.example")
+        );
     }
 
     #[test]
@@ -107,7 +181,7 @@ mod tests {
             c("10.0.0.1:80", 10, 100),
             c("10.0.0.1:80", 10, 300),
         ];
-        let forward = endpoint_set("x", records, 10);
+        let forward = endpoint_set("x", records.clone(), 10);
         let backward = endpoint_set("x", records.into_iter().rev(), 10);
         assert_eq!(forward, backward);
         let e = &forward[&Key::from("10.0.0.1:80")];

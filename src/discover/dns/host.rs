@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use hickory_resolver::proto::rr::Name;
 
-use super::candidates::Candidate;
+use super::candidates::{Candidate, server_name};
 use crate::error::Error;
 
 /// What host discovery resolves.
@@ -68,13 +68,16 @@ pub(crate) fn parse_name(name: &str) -> Result<Name, String> {
     Name::from_str(name).map_err(|e| format!("not a DNS name ({e})"))
 }
 
-/// One candidate per address, at `port`, weight 1, priority 0.
-pub(crate) fn candidates(ips: &[IpAddr], port: u16) -> Vec<Candidate> {
+/// One candidate per address, at `port`, weight 1, priority 0, named by the host name asked
+/// for (`None` for a host given as an IP address: an address is never a TLS name).
+pub(crate) fn candidates(ips: &[IpAddr], port: u16, name: Option<&Name>) -> Vec<Candidate> {
+    let name = name.map(server_name);
     ips.iter()
         .map(|ip| Candidate {
             addr: SocketAddr::new(*ip, port),
             priority: 0,
             weight: 1,
+            server_name: name.clone(),
         })
         .collect()
 }
@@ -97,6 +100,20 @@ mod tests {
         assert_eq!(
             parse_host_port("[::1]:80").unwrap(),
             (Host::Ip("::1".parse().unwrap()), 80)
+        );
+    }
+
+    #[test]
+    fn candidates_are_named_by_the_host_name_never_the_address() {
+        let name = Name::from_str("echo.internal.").unwrap();
+        let ips = ["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        for c in candidates(&ips, 443, Some(&name)) {
+            assert_eq!(c.server_name.as_deref(), Some("echo.internal"));
+        }
+        assert!(
+            candidates(&ips, 443, None)
+                .iter()
+                .all(|c| c.server_name.is_none())
         );
     }
 

@@ -127,7 +127,7 @@ impl Resolver {
         match &self.query {
             Query::Host(Host::Ip(ip), port) => Round {
                 outcome: Outcome::Found {
-                    candidates: host::candidates(&[*ip], *port),
+                    candidates: host::candidates(&[*ip], *port, None),
                     ttl: None,
                 },
                 targets: None,
@@ -135,7 +135,7 @@ impl Resolver {
             Query::Host(Host::Name(name), port) => {
                 let outcome = match self.addresses(name).await {
                     Ok((ips, ttl)) => Outcome::Found {
-                        candidates: host::candidates(&ips, *port),
+                        candidates: host::candidates(&ips, *port, Some(name)),
                         ttl: ttl.map(secs),
                     },
                     Err(Failure::NotFound(detail)) => Outcome::Empty { detail },

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use hickory_resolver::proto::rr::Name;
 use hickory_resolver::proto::rr::rdata::SRV;
 
-use super::candidates::Candidate;
+use super::candidates::{Candidate, server_name};
 
 /// How much an SRV weight unit counts: weight `w ≥ 1` becomes `w × 100`.
 pub(crate) const WEIGHT_SCALE: u32 = 100;
@@ -32,8 +32,8 @@ pub(crate) fn unusable(srv: &SRV) -> Option<&'static str> {
     }
 }
 
-/// One candidate per address of each record's target; records whose target has no address
-/// contribute nothing.
+/// One candidate per address of each record's target, named by the target (the name its TLS
+/// certificate is checked against); records whose target has no address contribute nothing.
 pub(crate) fn candidates(
     records: &[SRV],
     addresses: &HashMap<Name, Vec<IpAddr>>,
@@ -46,10 +46,12 @@ pub(crate) fn candidates(
                 .get(&srv.target)
                 .map(Vec::as_slice)
                 .unwrap_or_default();
-            ips.iter().map(|ip| Candidate {
+            let name = server_name(&srv.target);
+            ips.iter().map(move |ip| Candidate {
                 addr: SocketAddr::new(*ip, srv.port),
                 priority: u32::from(srv.priority),
                 weight: endpoint_weight(srv.weight),
+                server_name: Some(name.clone()),
             })
         })
         .collect()
@@ -97,6 +99,8 @@ mod tests {
         for (c, (addr, priority, weight)) in got.iter().zip(want) {
             assert_eq!(c.addr, addr.parse::<SocketAddr>().unwrap());
             assert_eq!((c.priority, c.weight), (priority, weight));
+            // The TLS server name is the SRV target, without the trailing dot.
+            assert_eq!(c.server_name.as_deref(), Some("a.example"));
         }
     }
 }

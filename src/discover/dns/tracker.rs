@@ -183,6 +183,7 @@ mod tests {
                     addr: a.parse().unwrap(),
                     priority: 0,
                     weight: 100,
+                    server_name: None,
                 })
                 .collect(),
             ttl: Some(Duration::from_secs(ttl)),
