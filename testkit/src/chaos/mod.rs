@@ -528,11 +528,13 @@ async fn caller(mut client: EchoClient<Balancer>, shared: Arc<Shared>) -> Tally 
                 Sorted::Timed(kind) => {
                     let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
                     if pending.len() < MAX_PENDING {
+                        let what = (pending.len() < outcome::KEPT_DESCRIPTIONS)
+                            .then(|| outcome::describe(&status).into());
                         pending.push(Pending {
                             kind,
                             start_us,
                             end_us,
-                            what: outcome::describe(&status),
+                            what,
                         });
                     } else {
                         shared.overflow.fetch_add(1, Relaxed);

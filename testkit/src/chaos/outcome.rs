@@ -105,8 +105,13 @@ pub(crate) struct Pending {
     pub(crate) kind: Timed,
     pub(crate) start_us: u64,
     pub(crate) end_us: u64,
-    pub(crate) what: String,
+    /// The status, for the first [`KEPT_DESCRIPTIONS`] failures only (a soak run must not
+    /// grow its own bookkeeping by much).
+    pub(crate) what: Option<Box<str>>,
 }
+
+/// Pending failures that keep their description.
+pub(crate) const KEPT_DESCRIPTIONS: usize = 1_000;
 
 impl Pending {
     /// Whether the fault log allows this failure.
@@ -132,7 +137,7 @@ impl Pending {
             "{kind}: call from {:.3} s to {:.3} s: {}",
             self.start_us as f64 / 1e6,
             self.end_us as f64 / 1e6,
-            self.what
+            self.what.as_deref().unwrap_or("(description not kept)")
         )
     }
 }
