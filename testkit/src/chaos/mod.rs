@@ -48,7 +48,24 @@
 //!   the scenario's short down times. Outlier detection stays at its defaults (it may eject
 //!   the erroring server; killed servers' connection errors do not count against them).
 //!
-//! [`outcome`](self) documents which failures are allowed, and when.
+//! # Which failures are allowed
+//!
+//! A failed call is sorted by its status, then, for the kinds that depend on when they
+//! happened, against the fault log:
+//!
+//! | the status | class | allowed when |
+//! |---|---|---|
+//! | `UNAVAILABLE: injected failure`, no source | server error | always: the erroring server's answer |
+//! | `RESOURCE_EXHAUSTED` | resource exhausted | always (a limit said no; counted apart) |
+//! | source chain holds a `hyper::Error`, `h2::Error` or `io::Error` (tonic built it from the connection's failure) | killed in flight | a kill began before the call ended, and the call began before the balancer stopped offering that server |
+//! | source is `tower_lb::Error::NotSent` | not sent | as "killed in flight": only a closing connection hands a request back |
+//! | source is `tower_lb::Error::NoReadyEndpoint` | fail-fast | the call overlapped the blackout (first kill to first ready endpoint after the restarts) |
+//! | anything else, or one of the above outside its window | unexpected | never |
+//!
+//! The windows are exact, not padded: a call can only go to a server the balancer still
+//! offers, it picks after it began, and the fault task notes the first moment no endpoint on
+//! the killed address is ready; so a call that failed on a dead connection began before that
+//! moment and ended after the kill began.
 
 mod churn;
 mod clock;

@@ -1,21 +1,8 @@
 //! What a call's result means, and which failures the scenario allows.
 //!
 //! A failed call is first sorted by what it is (the `Status` alone), then, for the kinds
-//! that depend on when they happened, by the fault log:
-//!
-//! | the status | class | allowed when |
-//! |---|---|---|
-//! | `UNAVAILABLE: injected failure`, no source | server error | always: the erroring server's answer |
-//! | `RESOURCE_EXHAUSTED` | resource exhausted | always (a limit said no; counted apart) |
-//! | source chain holds a `hyper::Error`, `h2::Error` or `io::Error` (tonic built it from the connection's failure) | killed in flight | some kill began before the call ended, and the call began before the balancer stopped offering that server |
-//! | source is `tower_lb::Error::NotSent` | not sent | as "killed in flight": only a closing connection hands a request back |
-//! | source is `tower_lb::Error::NoReadyEndpoint` | fail-fast | the call overlapped the blackout (from its first kill to the first ready endpoint after the restarts) |
-//! | anything else, or one of the above outside its window | unexpected | never |
-//!
-//! The windows are exact rather than padded: a call can only be sent to a server the balancer
-//! still offers, it picks after it began, and the fault task notes the first moment no
-//! endpoint on the killed address is ready — so a call that failed on a dead connection began
-//! before that moment and ended after the kill began.
+//! that depend on when they happened, by the fault log. The rules, and why the windows need no
+//! padding, are in the `chaos` module's docs ("Which failures are allowed").
 
 use std::error::Error as _;
 
