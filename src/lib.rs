@@ -126,7 +126,9 @@
 //! service or a Tower layer), `discovery_in_code` (a static list and a stream you feed),
 //! `kubernetes_dns` (headless-service SRV and A records from a real DNS server),
 //! `sticky_sessions` (consistent hashing on a header, bounded loads), `metrics` (Prometheus
-//! text on a loopback port), and `demo` (five backends, one slow, one killed, watched live).
+//! text on a loopback port), `demo` (five backends, one slow, one killed, watched live),
+//! `chaos` (kills, restarts and discovery churn under 256 callers, every call's outcome
+//! counted) and `soak` (10 million calls; memory, tasks and sockets stay flat).
 
 #![deny(missing_docs)]
 // docs.rs builds with every feature and marks what each item needs.

@@ -2,6 +2,10 @@
 //!
 //! * [`pb`]: the `echo.Echo` gRPC service (client and server), generated at
 //!   build time with `protox` (no `protoc` needed).
+//! * [`chaos`]: a chaos scenario for a `tower-lb` balancer (servers killed and
+//!   restarted, discovery churn, a slow and an erroring server; every call's
+//!   outcome counted), shared by `tests/chaos.rs` and the `chaos` and `soak`
+//!   examples.
 //! * [`TestServer`]: an embedded tonic server running on its own OS thread
 //!   with its own tokio runtime, so that it can be slowed down, made to fail,
 //!   flipped unhealthy, killed hard and restarted on the same port while a
@@ -49,6 +53,8 @@ use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::pb::echo_server::{Echo, EchoServer};
 use crate::pb::{EchoReply, EchoRequest};
+
+pub mod chaos;
 
 /// Generated code for the `echo` protobuf package (messages, client, server).
 #[allow(missing_docs)]
