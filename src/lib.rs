@@ -135,6 +135,8 @@ pub mod discover;
 mod endpoint;
 mod error;
 mod future;
+#[doc(hidden)]
+pub mod fuzzing;
 mod grpc_timeout;
 pub mod health;
 mod layer;

@@ -80,15 +80,15 @@
 //! asked as is. The stream must be polled inside a tokio runtime (the balancer does).
 
 mod builder;
-mod candidates;
+pub(crate) mod candidates;
 mod diff;
 mod error;
-mod host;
-mod resolve;
-mod schedule;
-mod srv;
+pub(crate) mod host;
+pub(crate) mod resolve;
+pub(crate) mod schedule;
+pub(crate) mod srv;
 mod stream;
-mod tracker;
+pub(crate) mod tracker;
 
 pub use builder::{Dns, OnEmpty};
 pub use error::{DnsError, DnsErrorKind};
