@@ -62,6 +62,45 @@ fn grpc_timeout() {
     });
 }
 
+/// Finding (dns_answer, `fuzz/regressions/dns_answer/srv_cap_tie_record_order`): with the
+/// endpoint cap reached, which SRV targets were looked up depended on the record order when
+/// targets tied on priority and weight, so the same answer made different endpoint sets. Ties
+/// now go by target name.
+#[test]
+fn srv_targets_tied_at_the_cap_do_not_depend_on_record_order() {
+    use std::str::FromStr;
+
+    use hickory_resolver::proto::rr::rdata::{A, SRV};
+    use hickory_resolver::proto::rr::{Name, RData, Record};
+    use tower_lb::discover::dns::OnEmpty;
+    use tower_lb::fuzzing::DnsRun;
+
+    let name = |s: &str| Name::from_str(s).unwrap();
+    let srv = |target: &str| {
+        Record::from_rdata(
+            name(harness::SRV_NAME),
+            60,
+            RData::SRV(SRV::new(10, 5, 8080, name(target))),
+        )
+    };
+    let a = |n: &str, ip: &str| Record::from_rdata(name(n), 60, RData::A(A(ip.parse().unwrap())));
+    let answers = [srv("b.example."), srv("a.example.")];
+    let additionals = [a("a.example.", "192.0.2.1"), a("b.example.", "192.0.2.2")];
+    let endpoints = |answers: &[Record]| {
+        let mut run = DnsRun::new(name(harness::SRV_NAME), 1, OnEmpty::default());
+        run.srv(answers, &additionals, &[]).endpoints
+    };
+    let forward = endpoints(&answers);
+    let backward = endpoints(&[answers[1].clone(), answers[0].clone()]);
+    assert_eq!(forward, backward);
+    assert_eq!(forward.len(), 1);
+    assert_eq!(
+        forward[0].0.as_str(),
+        "192.0.2.1:8080",
+        "a.example. comes first"
+    );
+}
+
 /// Writes the DNS seeds (`fuzz/corpus/dns_answer/`): real answers in wire format, each with
 /// its setup byte. Run once by hand: `cargo test --test fuzz_regressions -- --ignored`.
 #[test]

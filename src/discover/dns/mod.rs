@@ -38,8 +38,9 @@
 //! available here"), addresses that cannot be dialled (unspecified, multicast, broadcast) and
 //! targets that do not resolve are skipped with a `tracing` warning. At most
 //! [`max_endpoints`](Dns::max_endpoints) endpoints are kept (default 1,000): the best
-//! priorities first, then the largest weights, then the lowest addresses, with a warning. An
-//! answer never makes the stream panic.
+//! priorities first, then the largest weights, then the lowest addresses, with a warning; only
+//! the best ranked `max_endpoints` targets are looked up (equally ranked ones in name order), so
+//! the set never depends on the order of the records. An answer never makes the stream panic.
 //!
 //! **When it resolves.** The first resolution starts when the stream is first polled. The next
 //! one is due when the answer expires: the smallest TTL among the records used (SRV, CNAME and

@@ -145,9 +145,14 @@ pub(crate) fn srv_answer(
         return Err(detail);
     }
 
-    // The best ranked targets first, at most as many as endpoints may be kept.
+    // The best ranked targets first, at most as many as endpoints may be kept. Ties go by
+    // target name, so that which targets make the cut never depends on the record order.
     records.sort_by(|a, b| {
-        (a.priority, std::cmp::Reverse(a.weight)).cmp(&(b.priority, std::cmp::Reverse(b.weight)))
+        (a.priority, std::cmp::Reverse(a.weight), &a.target).cmp(&(
+            b.priority,
+            std::cmp::Reverse(b.weight),
+            &b.target,
+        ))
     });
     let mut targets: Vec<Name> = Vec::new();
     for srv in &records {
