@@ -43,12 +43,12 @@ mod dns {
     use crate::error::Error;
 
     /// Host discovery's `name:port` input: the IP address or the DNS name (as hickory writes
-    /// it), and the port.
+    /// it in ASCII, punycode for IDNs), and the port.
     pub fn parse_host_port(input: &str) -> Result<(Result<IpAddr, String>, u16), Error> {
         let (host, port) = host::parse_host_port(input)?;
         let host = match host {
             host::Host::Ip(ip) => Ok(ip),
-            host::Host::Name(name) => Err(name.to_string()),
+            host::Host::Name(name) => Err(name.to_ascii()),
         };
         Ok((host, port))
     }
