@@ -142,6 +142,8 @@ pub mod discover;
 mod endpoint;
 mod error;
 mod future;
+#[doc(hidden)]
+pub mod fuzzing;
 mod grpc_timeout;
 pub mod health;
 mod layer;

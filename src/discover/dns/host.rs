@@ -65,7 +65,12 @@ pub(crate) fn parse_name(name: &str) -> Result<Name, String> {
     if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("a DNS name has no spaces or control characters".into());
     }
-    Name::from_str(name).map_err(|e| format!("not a DNS name ({e})"))
+    let parsed = Name::from_str(name).map_err(|e| format!("not a DNS name ({e})"))?;
+    // hickory reads some malformed escapes (`\15`) as the root name.
+    if parsed.is_root() {
+        return Err("empty name".into());
+    }
+    Ok(parsed)
 }
 
 /// One candidate per address, at `port`, weight 1, priority 0, named by the host name asked
@@ -130,6 +135,8 @@ mod tests {
             ("[nope]:80", "not an IPv6 address"),
             ("bad name:80", "no spaces"),
             ("a..b:80", "not a DNS name"),
+            // Found by the address fuzz target: hickory reads this as the root name.
+            ("\\15:257", "empty name"),
         ] {
             let e = parse_host_port(input).unwrap_err();
             assert!(matches!(e, Error::InvalidConfig(_)), "{input}: {e}");

@@ -38,8 +38,9 @@
 //! available here"), addresses that cannot be dialled (unspecified, multicast, broadcast) and
 //! targets that do not resolve are skipped with a `tracing` warning. At most
 //! [`max_endpoints`](Dns::max_endpoints) endpoints are kept (default 1,000): the best
-//! priorities first, then the largest weights, then the lowest addresses, with a warning. An
-//! answer never makes the stream panic.
+//! priorities first, then the largest weights, then the lowest addresses, with a warning; only
+//! the best ranked `max_endpoints` targets are looked up (equally ranked ones in name order), so
+//! the set never depends on the order of the records. An answer never makes the stream panic.
 //!
 //! **When it resolves.** The first resolution starts when the stream is first polled. The next
 //! one is due when the answer expires: the smallest TTL among the records used (SRV, CNAME and
@@ -80,15 +81,15 @@
 //! asked as is. The stream must be polled inside a tokio runtime (the balancer does).
 
 mod builder;
-mod candidates;
+pub(crate) mod candidates;
 mod diff;
 mod error;
-mod host;
-mod resolve;
-mod schedule;
-mod srv;
+pub(crate) mod host;
+pub(crate) mod resolve;
+pub(crate) mod schedule;
+pub(crate) mod srv;
 mod stream;
-mod tracker;
+pub(crate) mod tracker;
 
 pub use builder::{Dns, OnEmpty};
 pub use error::{DnsError, DnsErrorKind};

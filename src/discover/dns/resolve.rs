@@ -94,6 +94,98 @@ fn min_opt(a: Option<u32>, b: Option<u32>) -> Option<u32> {
     }
 }
 
+/// What an SRV answer says before any target is looked up.
+#[derive(Debug)]
+pub(crate) struct SrvAnswer {
+    /// The usable SRV records, best ranked first.
+    pub(crate) records: Vec<SRV>,
+    /// The targets to resolve, best ranked first, at most `max_endpoints`.
+    pub(crate) targets: Vec<Name>,
+    /// The addresses the additional section gave for those targets.
+    pub(crate) addresses: TargetAddresses,
+    /// The smallest TTL of the records used so far.
+    pub(crate) ttl: Option<u32>,
+}
+
+/// Reads an SRV answer (`answers`, `additionals`: its sections) for `name`: the usable
+/// records, the targets to resolve and the addresses the server sent along. `Err` with the
+/// detail when no record is usable.
+pub(crate) fn srv_answer(
+    name: &Name,
+    answers: &[Record],
+    additionals: &[Record],
+    max_endpoints: usize,
+) -> Result<SrvAnswer, String> {
+    let mut ttl = min_ttl(answers);
+    let mut records: Vec<SRV> = Vec::new();
+    let mut unusable = 0usize;
+    for record in answers {
+        if let RData::SRV(srv) = &record.data {
+            match srv::unusable(srv) {
+                None => records.push(srv.clone()),
+                Some(why) => {
+                    // One warning per answer, however many records are bad.
+                    if unusable == 0 {
+                        tracing::warn!(name = %name, target = %srv.target, port = srv.port, reason = why, "SRV record skipped (first of this answer)");
+                    }
+                    unusable += 1;
+                }
+            }
+        }
+    }
+    if unusable > 1 {
+        tracing::warn!(name = %name, skipped = unusable, "SRV records skipped in this answer");
+    }
+    if records.is_empty() {
+        let detail = if unusable > 0 {
+            format!("{unusable} SRV record(s), none usable")
+        } else {
+            "no SRV records".to_owned()
+        };
+        return Err(detail);
+    }
+
+    // The best ranked targets first, at most as many as endpoints may be kept. Ties go by
+    // target name, so that which targets make the cut never depends on the record order.
+    records.sort_by(|a, b| {
+        (a.priority, std::cmp::Reverse(a.weight), &a.target).cmp(&(
+            b.priority,
+            std::cmp::Reverse(b.weight),
+            &b.target,
+        ))
+    });
+    let mut targets: Vec<Name> = Vec::new();
+    for srv in &records {
+        if !targets.contains(&srv.target) {
+            targets.push(srv.target.clone());
+        }
+        if targets.len() >= max_endpoints {
+            break;
+        }
+    }
+    if records.len() > max_endpoints {
+        tracing::warn!(name = %name, records = records.len(), max = max_endpoints, "more SRV records than the endpoint cap; resolving the best ranked targets only");
+    }
+
+    // Addresses the server sent along in the additional section.
+    let mut addresses: TargetAddresses = HashMap::new();
+    for record in additionals {
+        // (Nested, not a let chain: the crate's rust-version is 1.85.)
+        if let Some(ip) = record.data.ip_addr()
+            && targets.contains(&record.name)
+        {
+            addresses.entry(record.name.clone()).or_default().push(ip);
+            ttl = min_opt(ttl, Some(record.ttl));
+        }
+    }
+    Ok(SrvAnswer {
+        records,
+        targets,
+        addresses,
+        ttl,
+    })
+}
+
 /// A resolver bound to one query.
 pub(crate) struct Resolver {
     resolver: TokioResolver,
@@ -162,64 +254,20 @@ impl Resolver {
             Ok(lookup) => lookup,
             Err(e) => return failed(classify(&e)),
         };
-        let mut ttl = min_ttl(lookup.answers());
-        let mut records: Vec<SRV> = Vec::new();
-        let mut unusable = 0usize;
-        for record in lookup.answers() {
-            if let RData::SRV(srv) = &record.data {
-                match srv::unusable(srv) {
-                    None => records.push(srv.clone()),
-                    Some(why) => {
-                        // One warning per answer, however many records are bad.
-                        if unusable == 0 {
-                            tracing::warn!(name = %name, target = %srv.target, port = srv.port, reason = why, "SRV record skipped (first of this answer)");
-                        }
-                        unusable += 1;
-                    }
-                }
-            }
-        }
-        if unusable > 1 {
-            tracing::warn!(name = %name, skipped = unusable, "SRV records skipped in this answer");
-        }
-        if records.is_empty() {
-            let detail = if unusable > 0 {
-                format!("{unusable} SRV record(s), none usable")
-            } else {
-                "no SRV records".to_owned()
-            };
-            return failed(Failure::NotFound(detail));
-        }
-
-        // The best ranked targets first, at most as many as endpoints may be kept.
-        records.sort_by(|a, b| {
-            (a.priority, std::cmp::Reverse(a.weight))
-                .cmp(&(b.priority, std::cmp::Reverse(b.weight)))
-        });
-        let mut targets: Vec<Name> = Vec::new();
-        for srv in &records {
-            if !targets.contains(&srv.target) {
-                targets.push(srv.target.clone());
-            }
-            if targets.len() >= self.max_endpoints {
-                break;
-            }
-        }
-        if records.len() > self.max_endpoints {
-            tracing::warn!(name = %name, records = records.len(), max = self.max_endpoints, "more SRV records than the endpoint cap; resolving the best ranked targets only");
-        }
-
-        // Addresses the server sent along in the additional section.
-        let mut addresses: TargetAddresses = HashMap::new();
-        for record in lookup.additionals() {
-            // (Nested, not a let chain: the crate's rust-version is 1.85.)
-            if let Some(ip) = record.data.ip_addr()
-                && targets.contains(&record.name)
-            {
-                addresses.entry(record.name.clone()).or_default().push(ip);
-                ttl = min_opt(ttl, Some(record.ttl));
-            }
-        }
+        let SrvAnswer {
+            records,
+            targets,
+            mut addresses,
+            mut ttl,
+        } = match srv_answer(
+            name,
+            lookup.answers(),
+            lookup.additionals(),
+            self.max_endpoints,
+        ) {
+            Ok(answer) => answer,
+            Err(detail) => return failed(Failure::NotFound(detail)),
+        };
 
         // The others are looked up, a few at a time.
         let missing: Vec<Name> = targets
