@@ -144,7 +144,8 @@ mod dns {
                 }
             } else {
                 Outcome::Found {
-                    candidates: host::candidates(&ips, port),
+                    // Named by the name asked for, as host discovery does (the records' owner here).
+                    candidates: host::candidates(&ips, port, answers.first().map(|r| &r.name)),
                     ttl: answers
                         .iter()
                         .map(|r| r.ttl)
@@ -166,7 +167,7 @@ mod dns {
         fn round(&mut self, outcome: Outcome) -> DnsRound {
             let endpoints = match &outcome {
                 Outcome::Found { candidates, .. } => {
-                    endpoint_set("fuzz", candidates.iter().copied(), self.max_endpoints)
+                    endpoint_set("fuzz", candidates.iter().cloned(), self.max_endpoints)
                         .into_iter()
                         .collect()
                 }
