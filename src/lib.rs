@@ -128,7 +128,8 @@
 //! `sticky_sessions` (consistent hashing on a header, bounded loads), `metrics` (Prometheus
 //! text on a loopback port), `demo` (five backends, one slow, one killed, watched live),
 //! `chaos` (kills, restarts and discovery churn under 256 callers, every call's outcome
-//! counted) and `soak` (10 million calls; memory, tasks and sockets stay flat).
+//! counted), `soak` (10 million calls; memory, tasks and sockets stay flat) and
+//! `retry_storm` (what the retry budget holds back in an outage).
 
 #![deny(missing_docs)]
 // docs.rs builds with every feature and marks what each item needs.
