@@ -20,18 +20,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tower_lb_testkit::chaos::{self, Config};
-
-fn env_u64(name: &str, default: u64) -> Result<u64, Box<dyn Error>> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|e| format!("{name}={v:?} is not a whole number: {e}").into()),
-        _ => Ok(default),
-    }
-}
+use tower_lb_testkit::chaos::{self, Config, env_u64};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<ExitCode, Box<dyn Error>> {

@@ -40,7 +40,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tower_lb_testkit::chaos::{Config, Run};
+use tower_lb_testkit::chaos::{Config, Run, env_u64};
 
 /// The most keys discovery holds at once: one per server, plus the churn's two extra keys.
 const EXTRA_KEYS: usize = 2;
@@ -93,17 +93,6 @@ fn sockets() -> Option<usize> {
             .filter(|target| target.to_string_lossy().starts_with("socket:"))
             .count(),
     )
-}
-
-fn env_u64(name: &str, default: u64) -> Result<u64, Box<dyn Error>> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .replace('_', "")
-            .parse()
-            .map_err(|e| format!("{name}={v:?} is not a whole number: {e}").into()),
-        _ => Ok(default),
-    }
 }
 
 fn mib(kib: Option<u64>) -> String {

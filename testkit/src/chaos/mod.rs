@@ -571,3 +571,17 @@ async fn caller(mut client: EchoClient<Balancer>, shared: Arc<Shared>) -> Tally 
     }
     tally
 }
+
+/// A whole number from the environment variable `name` (`_` separators allowed), `default`
+/// when it is unset or empty; an error naming the variable when it is not a number. For the
+/// examples' knobs (`CHAOS_SECS`, `SOAK_CALLS`, ...).
+pub fn env_u64(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .replace('_', "")
+            .parse()
+            .map_err(|e| format!("{name}={v:?} is not a whole number: {e}")),
+        _ => Ok(default),
+    }
+}
