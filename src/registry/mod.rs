@@ -221,16 +221,7 @@ impl<C: Connector> Registry<C> {
     ) -> bool {
         match change {
             Some(Ok(Change::Insert(key, endpoint))) => self.insert(key, endpoint),
-            Some(Ok(Change::Remove(key))) => {
-                if self.standby.remove(&key).is_some() {
-                    return true;
-                }
-                let removed = self.remove(&key);
-                if removed {
-                    self.promote_standby();
-                }
-                removed
-            }
+            Some(Ok(Change::Remove(key))) => self.remove(&key),
             Some(Err(e)) => {
                 let e: BoxError = e.into();
                 tracing::warn!(error = %e, "discovery error; keeping the current endpoint set");
@@ -302,12 +293,18 @@ impl<C: Connector> Registry<C> {
         true
     }
 
+    /// Removes an endpoint, or forgets it if it waited on standby; room made lets the first
+    /// standby endpoint join.
     fn remove(&mut self, key: &Key) -> bool {
+        if self.standby.remove(key).is_some() {
+            return true;
+        }
         match self.entries.remove(key) {
             Some(entry) => {
                 tracing::info!(endpoint = %key, addr = %entry.endpoint.addr(), in_flight = entry.state.load.in_flight(), "endpoint removed; draining in-flight calls");
                 self.retire(&entry);
                 self.update_ejection_cap();
+                self.promote_standby();
                 true
             }
             None => {

@@ -115,13 +115,7 @@ async fn a_call_that_waits_or_is_handed_back_records_where_it_went_in_the_end() 
     // Refused unsent by port 1, answered by port 2: the span ends on the second attempt.
     let mut b = crate::unsent::balancer_with(Policy::round_robin(), &[1], &[2]);
     // Called at once, before anything is ready: the call waits in its span.
-    let response = b
-        .ready()
-        .await
-        .unwrap()
-        .call(http::Request::new(String::new()))
-        .await
-        .unwrap();
+    let response = crate::common::call(&mut b).await.unwrap();
     drop(response);
     wait_ready(&b, 2).await;
     for _ in 0..20 {

@@ -7,7 +7,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 use tower_lb::discover::{Change, Endpoint, Key};
 use tower_lb::transport::Channel;
-use tower_lb::{Backoff, Balancer, EndpointStatus};
+use tower_lb::{Backoff, Balancer, CallResult, EndpointStatus};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
@@ -113,4 +113,19 @@ pub async fn calls(client: &mut Client, n: usize) -> usize {
         failed += usize::from(echo(client).await.is_err());
     }
     failed
+}
+
+/// One call with an empty `String` body, through `ready` then `call`.
+pub async fn call<T: Channel<RequestBody = String>>(balancer: &mut Balancer<T>) -> CallResult<T> {
+    use tower::{Service, ServiceExt};
+    balancer
+        .ready()
+        .await?
+        .call(http::Request::new(String::new()))
+        .await
+}
+
+/// The typed error a balancer's `Status` carries as its source, if any.
+pub fn typed(status: &tonic::Status) -> Option<&tower_lb::Error> {
+    std::error::Error::source(status).and_then(|s| s.downcast_ref::<tower_lb::Error>())
 }

@@ -25,8 +25,7 @@ async fn empty_set_fails_with_unavailable_after_the_wait() {
         status.message()
     );
     // The typed error travels as the status' source.
-    let source = std::error::Error::source(&status).expect("source");
-    let typed = source.downcast_ref::<Error>().expect("tower_lb::Error");
+    let typed = crate::common::typed(&status).expect("a tower_lb::Error as source");
     assert!(matches!(
         typed,
         Error::NoReadyEndpoint {

@@ -42,9 +42,7 @@ async fn calls_beyond_the_waiting_limit_fail_at_once_with_resource_exhausted() {
     let mut client = Client::new(balancer.clone());
     let status = echo(&mut client).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status}");
-    let typed = std::error::Error::source(&status)
-        .and_then(|s| s.downcast_ref::<Error>())
-        .cloned();
+    let typed = crate::common::typed(&status).cloned();
     assert!(
         matches!(typed, Some(Error::TooManyWaiting { limit: 3, .. })),
         "{typed:?}"

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use tower::{Service, ServiceExt};
 use tower_lb::discover::{Endpoint, fixed};
 use tower_lb::{Error, RetryBudget};
 
@@ -30,16 +29,10 @@ async fn retries_stop_when_the_budget_is_spent() {
 
     let (mut not_sent, mut budget_spent) = (Vec::new(), Vec::new());
     for _ in 0..20 {
-        let err = balancer
-            .ready()
-            .await
-            .unwrap()
-            .call(http::Request::new(String::new()))
-            .await
-            .unwrap_err();
+        let err = crate::common::call(&mut balancer).await.unwrap_err();
         let status = err.downcast::<tonic::Status>().expect("a Status");
         assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
-        match std::error::Error::source(&*status).and_then(|s| s.downcast_ref::<Error>()) {
+        match crate::common::typed(&status) {
             Some(Error::NotSent { attempts, .. }) => not_sent.push(*attempts),
             Some(Error::RetryBudgetExhausted { attempts, .. }) => budget_spent.push(*attempts),
             other => panic!("unexpected {other:?}: {status}"),
@@ -71,11 +64,7 @@ async fn calls_earn_retries() {
     wait_ready(&balancer, 2).await;
     let mut ok = 0;
     for _ in 0..1000 {
-        let call = balancer
-            .ready()
-            .await
-            .unwrap()
-            .call(http::Request::new(String::new()));
+        let call = crate::common::call(&mut balancer);
         ok += usize::from(call.await.is_ok());
     }
     let snapshot = balancer.snapshot();

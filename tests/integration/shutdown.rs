@@ -5,7 +5,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower::{Service, ServiceExt};
 use tower_lb::discover::{Change, fixed};
 use tower_lb::transport::ServiceConnector;
 
@@ -49,13 +48,7 @@ async fn no_connection_outlives_the_balancer() {
     let endpoints = (1..=5).map(|p| format!("127.0.0.1:{p}").parse().unwrap());
     let mut balancer = builder().build_with(connector, fixed(endpoints)).unwrap();
     wait_ready(&balancer, 5).await;
-    let response = balancer
-        .ready()
-        .await
-        .unwrap()
-        .call(http::Request::new(String::new()))
-        .await
-        .unwrap();
+    let response = crate::common::call(&mut balancer).await.unwrap();
     assert_eq!(
         balancer
             .endpoints()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use tower::{Service, ServiceExt};
+use tower::Service;
 use tower_lb::discover::{Endpoint, fixed};
 use tower_lb::transport::ServiceConnector;
 use tower_lb::{Balancer, BoxError, Error};
@@ -79,11 +79,7 @@ async fn unsent_requests_are_re_picked_onto_another_endpoint() {
     let mut b = balancer(&[1], &[2]);
     wait_ready(&b, 2).await;
     for _ in 0..200 {
-        let response = b
-            .ready()
-            .await
-            .unwrap()
-            .call(http::Request::new(String::new()))
+        let response = crate::common::call(&mut b)
             .await
             .expect("a refused request goes to the other endpoint");
         let body = http_body_util::BodyExt::collect(response.into_body())
@@ -102,18 +98,10 @@ async fn unsent_requests_are_re_picked_onto_another_endpoint() {
 async fn a_request_refused_everywhere_fails_with_a_bounded_number_of_attempts() {
     let mut b = balancer(&[1, 2, 3], &[]);
     wait_ready(&b, 3).await;
-    let err = b
-        .ready()
-        .await
-        .unwrap()
-        .call(http::Request::new(String::new()))
-        .await
-        .unwrap_err();
+    let err = crate::common::call(&mut b).await.unwrap_err();
     let status = err.downcast::<tonic::Status>().expect("a Status");
     assert_eq!(status.code(), tonic::Code::Unavailable);
-    let typed = std::error::Error::source(&*status)
-        .and_then(|s| s.downcast_ref::<Error>())
-        .cloned();
+    let typed = crate::common::typed(&status).cloned();
     assert!(
         matches!(typed, Some(Error::NotSent { attempts: 4, .. })),
         "{typed:?}: {status}"
