@@ -315,7 +315,7 @@ impl<C: Connector> Registry<C> {
     }
 
     /// An endpoint beyond `max_endpoints`: on standby while there is room (as many again),
-    /// else dropped. Either way it is said once per endpoint, loudly.
+    /// with a warning when it first goes there; else dropped, with a warning each time.
     fn hold_back(&mut self, key: Key, endpoint: Endpoint) -> bool {
         let max = self.max_endpoints;
         if self.standby.contains_key(&key) || self.standby.len() < max {
