@@ -1,4 +1,5 @@
-//! `Balancer::builder()`: the one place where configuration meets its defaults.
+//! `Balancer::builder()`: the one place where configuration meets its defaults, and where the
+//! two paths are started: the shared state for the request path, the control task beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,19 +9,42 @@ use tokio::sync::oneshot;
 
 use crate::balancer::Balancer;
 use crate::discover::Change;
-use crate::endpoint::Backoff;
 use crate::error::{BoxError, Error, Unready};
 #[cfg(feature = "health")]
 use crate::health::HealthCheck;
 use crate::health::{CircuitBreaker, Failures, HealthConfig, OutlierDetection, SlowStart};
-use crate::layer::BalanceLayer;
 use crate::layer4::{TcpBalancer, TcpProbe};
 use crate::limits::Limits;
 use crate::policy::Policy;
 use crate::ready_set::{CallConfig, Shared};
-use crate::registry::Registry;
+use crate::registry::{OnAllUnreachable, Registry};
 use crate::retry_budget::RetryBudget;
+use crate::time::Backoff;
 use crate::transport::{Connector, Http2Connector};
+
+// Here, not in `balancer`: the request path does not import the builder that assembles it.
+impl Balancer {
+    /// Starts configuring a balancer.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tower_lb::Error> {
+    /// use std::time::Duration;
+    /// use tower_lb::{Balancer, discover};
+    ///
+    /// let endpoints = ["127.0.0.1:50051", "127.0.0.1:50052"]
+    ///     .iter()
+    ///     .map(|a| a.parse())
+    ///     .collect::<Result<Vec<discover::Endpoint>, _>>()?;
+    /// let balancer = Balancer::builder()
+    ///     .ready_timeout(Duration::from_millis(500))
+    ///     .build(discover::fixed(endpoints))?;
+    /// // let client = EchoClient::new(balancer);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
 
 /// Configuration of a [`Balancer`].
 ///
@@ -65,9 +89,6 @@ pub struct Builder {
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTls>,
 }
-
-/// A hook run by the control task when every discovered endpoint has failed to connect.
-pub(crate) type OnAllUnreachable = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,7 +202,7 @@ impl Builder {
     /// # Ok::<(), tower_lb::Error>(())
     /// ```
     #[cfg(feature = "service-config")]
-    pub fn service_config(mut self, config: &crate::ServiceConfig) -> Self {
+    pub fn service_config(mut self, config: &crate::service_config::ServiceConfig) -> Self {
         if let Some(policy) = config.policy() {
             self.policy = policy.clone();
         }
@@ -347,12 +368,6 @@ impl Builder {
         Ok(TcpBalancer::new(inner, connect_timeout))
     }
 
-    /// The [`tower::Layer`] form: wraps a [`Connector`] into a balancer over a clone of
-    /// `discovery` (which must be `Clone`; use [`build`](Self::build) for one-shot streams).
-    pub fn layer<D>(self, discovery: D) -> BalanceLayer<D> {
-        BalanceLayer::new(self, discovery)
-    }
-
     /// A balancer that fails every call, for a layer applied outside a runtime.
     pub(crate) fn closed<C: Connector>(&self) -> Balancer<C::Channel> {
         let (stop_tx, _) = oneshot::channel();
@@ -399,7 +414,7 @@ impl Builder {
             )));
         }
         #[cfg(feature = "health")]
-        if self.health.check.is_some() && !crate::health::check::supported::<T>() {
+        if self.health.check.is_some() && !crate::registry::health_check_supported::<T>() {
             return Err(Error::InvalidConfig(
                 "health checks need a channel whose request body is tonic::body::Body".into(),
             ));

@@ -15,7 +15,7 @@ pub fn grpc_timeout(value: &[u8]) -> Option<Duration> {
     let value = http::HeaderValue::from_bytes(value).ok()?;
     let mut headers = http::HeaderMap::new();
     headers.insert("grpc-timeout", value);
-    crate::grpc_timeout::grpc_timeout(&headers)
+    crate::time::grpc_timeout(&headers)
 }
 
 /// The hash a hashing policy with `key` computes for `request` (`None`: the request has no

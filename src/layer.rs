@@ -32,9 +32,15 @@ pub struct BalanceLayer<D> {
     discovery: D,
 }
 
-impl<D> BalanceLayer<D> {
-    pub(crate) fn new(builder: Builder, discovery: D) -> Self {
-        BalanceLayer { builder, discovery }
+// Here, beside the type it makes, so that `builder` does not import the layer that imports it.
+impl Builder {
+    /// The [`tower::Layer`] form: wraps a [`Connector`] into a balancer over a clone of
+    /// `discovery` (which must be `Clone`; use [`build`](Self::build) for one-shot streams).
+    pub fn layer<D>(self, discovery: D) -> BalanceLayer<D> {
+        BalanceLayer {
+            builder: self,
+            discovery,
+        }
     }
 }
 

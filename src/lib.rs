@@ -136,16 +136,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+// Top to bottom, imports run one way (tests/module_graph.rs checks): the entry points
+// (builder, layer, layer4, router, picker, metrics, service_config), then the two paths that
+// meet only in the ready set — `balancer` (request path) and `registry` (control path) — then
+// `status` (the public view), `ready_set` (the contract), `policy`, `endpoint`, `health`,
+// `transport` and `tls`, `discover`, `limits` and `retry_budget`, and the leaves `time`, `error`.
 mod balancer;
-mod body;
 mod builder;
 pub mod discover;
 mod endpoint;
 mod error;
-mod future;
 #[doc(hidden)]
 pub mod fuzzing;
-mod grpc_timeout;
 pub mod health;
 mod layer;
 mod layer4;
@@ -161,17 +163,15 @@ mod router;
 #[cfg(feature = "service-config")]
 pub mod service_config;
 mod status;
+mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
 
-pub use balancer::Balancer;
-pub use body::ResponseBody;
+pub use balancer::{Balancer, CallResult, ResponseBody, ResponseFuture};
 pub use builder::Builder;
-pub use endpoint::load::PeakEwma;
-pub use endpoint::{Backoff, ConnectionState};
+pub use endpoint::{ConnectionState, PeakEwma};
 pub use error::{BoxError, Error, Unready};
-pub use future::{CallResult, ResponseFuture};
 pub use layer::BalanceLayer;
 pub use layer4::{BalancedStream, TcpBalancer};
 pub use limits::Limits;
@@ -182,3 +182,4 @@ pub use router::Router;
 #[cfg(feature = "service-config")]
 pub use service_config::ServiceConfig;
 pub use status::{EndpointStatus, Snapshot};
+pub use time::Backoff;

@@ -107,7 +107,7 @@ impl Metrics {
                     break;
                 };
                 let set = shared.set.load_full();
-                let snapshot = shared.snapshot_of(&set);
+                let snapshot = Snapshot::of_set(&shared, &set);
                 drop(shared);
                 exporter.publish(&snapshot, &set.all);
             }

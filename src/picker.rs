@@ -9,11 +9,10 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 
 use crate::discover::Key;
-use crate::endpoint::{EndpointDefaults, EndpointState};
+use crate::endpoint::{EndpointState, EwmaClock, Passive, ReadyEndpoint};
 use crate::error::{Error, Unready};
-use crate::health::passive::Passive;
-use crate::policy::{self, PickState, Plan, Policy};
-use crate::ready_set::{ReadyEndpoint, ReadySet};
+use crate::policy::{Call, PickState, Plan, Policy};
+use crate::ready_set::ReadySet;
 use crate::transport::NoRequests;
 
 /// Picks among a fixed set of weighted endpoints with exactly the code a
@@ -69,7 +68,7 @@ impl Picker {
                 u32::MAX
             )));
         }
-        let defaults = EndpointDefaults::new(&policy, None, Arc::new(Passive::inert()));
+        let defaults = policy.endpoint_defaults(None, Arc::new(Passive::inert()));
         let unaddressed = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let ready: Box<[_]> = endpoints
             .into_iter()
@@ -113,14 +112,15 @@ impl Picker {
     /// that does not hash). `now` is the caller's clock, read by PeakEWMA. `None` only when
     /// there are no endpoints.
     pub fn pick(&mut self, hash: Option<u64>, now: Duration) -> Option<usize> {
-        policy::pick(
-            &self.set,
-            &self.policy,
-            clock(now),
+        let clock =
+            (self.policy.peak_ewma()).map(|config| EwmaClock::at(nanos(now), config.decay_ns()));
+        let call = Call {
             hash,
-            None,
-            &mut self.state,
-        )
+            avoid: None,
+            clock,
+        };
+        let (ready, plan) = (&self.set.ready, &self.set.plan);
+        self.policy.pick(ready, plan, call, &mut self.state)
     }
 
     /// Picks for a request, taking its key as the policy says.
@@ -149,7 +149,7 @@ impl Picker {
             let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
             e.state
                 .load
-                .record_rtt(sample, clock(now), config.decay_ns());
+                .record_rtt(sample, nanos(now), config.decay_ns());
         }
     }
 
@@ -171,7 +171,7 @@ impl std::fmt::Debug for Picker {
     }
 }
 
-/// Nanoseconds on the caller's clock; never 0, which means "latency not tracked".
-fn clock(now: Duration) -> u64 {
-    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX).max(1)
+/// Nanoseconds on the caller's clock.
+fn nanos(now: Duration) -> u64 {
+    u64::try_from(now.as_nanos()).unwrap_or(u64::MAX)
 }

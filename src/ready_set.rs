@@ -1,9 +1,12 @@
-//! The ready set: the immutable snapshot every call picks from, and the state the balancer's
-//! clones share with the control task.
+//! The ready set: the one place where the two paths meet, as tower's `buffer` request side and
+//! worker meet in one message type.
 //!
-//! The control task builds a new [`ReadySet`] on every change and swaps it in atomically
-//! (`arc-swap`); callers load it without a lock and without touching a reference count on the
-//! fast path.
+//! The control path (`registry`) builds a new [`ReadySet`] on every change and [publishes]
+//! it into [`Shared`] (an atomic swap, `arc-swap`); the request path (`balancer`) loads it
+//! without a lock and without touching a reference count on the fast path, and picks from it.
+//! Neither path imports the other.
+//!
+//! [publishes]: Shared::publish
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,20 +14,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, oneshot};
 
+use rand::RngCore;
+
 use crate::discover::Endpoint;
-use crate::endpoint::EndpointState;
+use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::error::Unready;
 use crate::limits::WaitingCalls;
-use crate::policy::{Plan, Policy};
+use crate::policy::{Call, PickState, Plan, Policy};
 use crate::retry_budget::{Budget, RetryBudget};
-use crate::status::Snapshot;
-
-/// One endpoint that can take calls now.
-pub(crate) struct ReadyEndpoint<T> {
-    pub(crate) channel: T,
-    pub(crate) state: Arc<EndpointState>,
-    pub(crate) weight: u32,
-}
+use crate::transport::Channel;
 
 /// A snapshot of the endpoint set.
 pub(crate) struct ReadySet<T> {
@@ -55,6 +53,20 @@ impl<T> ReadySet<T> {
             panic: false,
             standby: 0,
         }
+    }
+}
+
+impl<T: Channel> ReadySet<T> {
+    /// Which ready endpoint `policy` picks for `call`; `None` only when none is ready.
+    #[inline]
+    pub(crate) fn pick<R: RngCore>(
+        &self,
+        policy: &Policy,
+        call: Call<'_>,
+        state: &mut PickState<R>,
+    ) -> Option<&ReadyEndpoint<T>> {
+        let i = policy.pick(&self.ready, &self.plan, call, state)?;
+        self.ready.get(i)
     }
 }
 
@@ -102,21 +114,5 @@ impl<T> Shared<T> {
     pub(crate) fn publish(&self, set: ReadySet<T>) {
         self.set.store(Arc::new(set));
         self.changed.notify_waiters();
-    }
-
-    /// A view of the balancer as the current snapshot and the endpoints' counters show it.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        self.snapshot_of(&self.set.load())
-    }
-
-    /// A view of the balancer as `set` and the endpoints' counters show it.
-    pub(crate) fn snapshot_of(&self, set: &ReadySet<T>) -> Snapshot {
-        let decay = self
-            .config
-            .policy
-            .peak_ewma()
-            .unwrap_or_default()
-            .decay_ns();
-        Snapshot::read(set, decay, self.waiting.len(), self.budget.totals())
     }
 }

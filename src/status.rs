@@ -9,12 +9,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use crate::discover::{Endpoint, Key};
-use crate::endpoint::load::now_ns;
 use crate::endpoint::{ConnectionState, EndpointState};
 use crate::error::Unready;
 use crate::health::{BreakerState, Health};
-use crate::ready_set::ReadySet;
+use crate::ready_set::{ReadySet, Shared};
 use crate::retry_budget::BudgetTotals;
+use crate::time::now_ns;
 
 /// A point-in-time view of a whole balancer: every endpoint discovery knows of, which of
 /// them take calls, the tier in use and whether panic mode is on.
@@ -63,12 +63,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn read<T>(
-        set: &ReadySet<T>,
-        decay_ns: f64,
-        waiting: usize,
-        budget: BudgetTotals,
-    ) -> Self {
+    /// The balancer as its current ready set and the endpoints' counters show it.
+    pub(crate) fn of<T>(shared: &Shared<T>) -> Self {
+        Snapshot::of_set(shared, &shared.set.load())
+    }
+
+    /// The balancer as `set` and the endpoints' counters show it.
+    pub(crate) fn of_set<T>(shared: &Shared<T>, set: &ReadySet<T>) -> Self {
+        let decay = shared
+            .config
+            .policy
+            .peak_ewma()
+            .unwrap_or_default()
+            .decay_ns();
+        Snapshot::read(set, decay, shared.waiting.len(), shared.budget.totals())
+    }
+
+    fn read<T>(set: &ReadySet<T>, decay_ns: f64, waiting: usize, budget: BudgetTotals) -> Self {
         let now = now_ns();
         let mut ready = set.ready.iter().map(|e| &*e.state).peekable();
         let endpoints = set

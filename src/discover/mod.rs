@@ -14,19 +14,12 @@
 //! [`dns`] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
 //! sends only what changed.
 
+mod change;
 #[cfg(feature = "dns")]
 pub mod dns;
 mod endpoint;
 mod static_list;
 
+pub use change::Change;
 pub use endpoint::{Endpoint, Key};
 pub use static_list::{Fixed, fixed};
-
-/// One change to the set of endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Add the endpoint under this key, or update the endpoint that has it.
-    Insert(Key, Endpoint),
-    /// Remove the endpoint under this key (its in-flight calls drain first).
-    Remove(Key),
-}

@@ -6,7 +6,8 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use super::{Change, Endpoint, Key};
+use super::change::Change;
+use super::endpoint::{Endpoint, Key};
 
 /// Discovery from a fixed list: each endpoint is inserted under its address as key.
 ///

@@ -6,18 +6,17 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName};
 
-use super::EndpointState;
-use super::load::now_ns;
-use crate::grpc_timeout::grpc_timeout;
-use crate::health::gate::Entry;
+use super::gate::Entry;
+use super::load::EwmaClock;
+use super::state::EndpointState;
 use crate::health::outcome::{self, Outcome};
+use crate::time::{grpc_timeout, now_ns};
 
 /// Held by the response future, then by the response body.
 pub(crate) struct InFlight {
     state: Arc<EndpointState>,
-    /// `now_ns()` at dispatch; 0 when latency is not tracked.
-    start_ns: u64,
-    decay_ns: f64,
+    /// The clock at dispatch, when the policy compares latency.
+    start: Option<EwmaClock>,
     /// The caller's deadline in `now_ns()` time, to tell a timeout from a cancellation (0:
     /// none or not read).
     deadline_ns: u64,
@@ -30,19 +29,14 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    /// Counts a new call on the endpoint. `start_ns` is 0 when latency is not tracked.
+    /// Counts a new call on the endpoint. `start`: the clock at dispatch, when the call's
+    /// latency feeds the estimate.
     #[inline]
-    pub(crate) fn start(
-        state: Arc<EndpointState>,
-        start_ns: u64,
-        decay_ns: f64,
-        entry: Entry,
-    ) -> Self {
+    pub(crate) fn start(state: Arc<EndpointState>, start: Option<EwmaClock>, entry: Entry) -> Self {
         state.call_started();
         InFlight {
             state,
-            start_ns,
-            decay_ns,
+            start,
             deadline_ns: 0,
             outcome: None,
             http: outcome::HTTP_SUCCESS,
@@ -70,12 +64,7 @@ impl InFlight {
     /// carries its status here.
     #[inline]
     pub(crate) fn on_headers(&mut self, status: http::StatusCode, headers: &HeaderMap) {
-        if self.start_ns != 0 {
-            let now = now_ns();
-            self.state
-                .load
-                .record_rtt(now.saturating_sub(self.start_ns), now, self.decay_ns);
-        }
+        self.sample_latency();
         self.http = outcome::from_http(status);
         if let Some(code) = grpc_status(headers) {
             self.outcome = Some(code);
@@ -84,11 +73,17 @@ impl InFlight {
 
     /// A layer 4 connection was established: the connect time is the latency sample.
     pub(crate) fn on_connected(&mut self) {
-        if self.start_ns != 0 {
+        self.sample_latency();
+    }
+
+    /// One latency sample, from dispatch to now, if the call tracks latency.
+    #[inline]
+    fn sample_latency(&self) {
+        if let Some(start) = self.start {
             let now = now_ns();
             self.state
                 .load
-                .record_rtt(now.saturating_sub(self.start_ns), now, self.decay_ns);
+                .record_rtt(now.saturating_sub(start.now_ns()), now, start.decay_ns);
         }
     }
 

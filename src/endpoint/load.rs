@@ -11,9 +11,11 @@
 //! land at the same instant may each decay the estimate by part of the elapsed time; the
 //! estimate stays within the bounds of the samples, which is all p2c needs.
 
-use std::sync::OnceLock;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::time::now_ns;
 
 /// PeakEWMA settings. Defaults follow linkerd: 30 ms assumed RTT for an endpoint with no
 /// samples yet, and a 10 s decay time constant.
@@ -73,10 +75,40 @@ impl PeakEwma {
     }
 }
 
-/// Nanoseconds since the first use of the balancer's clock (a process-wide `Instant`).
-pub(crate) fn now_ns() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+/// One reading of the clock for PeakEWMA: the time now and the decay constant estimates are
+/// judged by. Read once per call that compares latency, for the pick and as the call's start;
+/// a call that does not compare latency (another policy, a hashed request) carries none.
+///
+/// The reading is never zero (the clock's origin reads as 1 ns), so an `Option<EwmaClock>`
+/// takes no more room than the clock: it sits in every call's hold, which the response future
+/// moves, and a larger future costs a `memcpy` per call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EwmaClock {
+    now_ns: NonZeroU64,
+    pub(crate) decay_ns: f64,
+}
+
+impl EwmaClock {
+    /// Reads the clock for `config`.
+    #[inline]
+    pub(crate) fn now(config: &PeakEwma) -> Self {
+        EwmaClock::at(now_ns(), config.decay_ns)
+    }
+
+    /// A reading of `now_ns` on another clock (the `Picker`'s).
+    #[inline]
+    pub(crate) fn at(now_ns: u64, decay_ns: f64) -> Self {
+        EwmaClock {
+            now_ns: NonZeroU64::new(now_ns).unwrap_or(NonZeroU64::MIN),
+            decay_ns,
+        }
+    }
+
+    /// The reading, in nanoseconds.
+    #[inline]
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
 }
 
 /// The load counters of one endpoint. One cache line each, so picks and completions on

@@ -1,162 +1,30 @@
-//! One endpoint as the balancer keeps it: its shared counters and its connection task.
+//! One endpoint as both paths see it: the state the request path reads and writes per call
+//! (load, gate, in-flight hold, passive outcome recording) and the control path creates,
+//! watches and retires.
+//!
+//! * `state.rs`: [`EndpointState`], the shared record of one endpoint, its connection state,
+//!   the balancer-wide [`Passive`] settings it is judged by and the [`Signal`]s it sends;
+//! * `ready.rs`: [`ReadyEndpoint`], an endpoint as a ready set lists it (channel and weight);
+//! * `load.rs`: calls in flight and the PeakEWMA latency estimate;
+//! * `gate.rs`: whether the picker may give it a call (ejection, breaker, concurrency cap);
+//! * `in_flight.rs`: [`InFlight`], a call's hold, from dispatch to the end of the body;
+//! * `passive.rs`: what a finished call's outcome does to its endpoint (passive health);
+//! * `counters.rs`: each endpoint's finished calls, and the balancer's ejection cap.
+//!
+//! Everything here is atomics and plain data: the request path never locks.
 
-mod backoff;
-mod connection;
+mod counters;
+mod gate;
 mod in_flight;
-pub(crate) mod load;
+mod load;
+mod passive;
+mod ready;
+mod state;
 
-pub use backoff::Backoff;
-pub(crate) use connection::{Dialer, Event, spawn_connection};
+pub(crate) use gate::Entry;
 pub(crate) use in_flight::InFlight;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
-
-use crate::discover::Key;
-use crate::health::Health;
-use crate::health::gate::Gate;
-use crate::health::passive::{CallCounters, Passive};
-use crate::policy::Policy;
-use load::Load;
-
-/// Where an endpoint's connection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectionState {
-    /// Dialling (first attempt or a reconnect).
-    Connecting,
-    /// Connected: eligible for calls.
-    Ready,
-    /// The last attempt failed or the connection broke; waiting out a backoff.
-    Backoff,
-    /// Waiting for a connection-attempt slot: as many attempts as
-    /// [`Limits::max_connecting`](crate::Limits::max_connecting) allows are under way.
-    Queued,
-}
-
-impl ConnectionState {
-    fn from_u8(v: u8) -> Self {
-        match v {
-            1 => ConnectionState::Ready,
-            2 => ConnectionState::Backoff,
-            3 => ConnectionState::Queued,
-            _ => ConnectionState::Connecting,
-        }
-    }
-    fn as_u8(self) -> u8 {
-        match self {
-            ConnectionState::Connecting => 0,
-            ConnectionState::Ready => 1,
-            ConnectionState::Backoff => 2,
-            ConnectionState::Queued => 3,
-        }
-    }
-}
-
-/// The state one endpoint shares between the request path and the control task.
-#[derive(Debug)]
-pub(crate) struct EndpointState {
-    pub(crate) load: Load,
-    pub(crate) key: Key,
-    pub(crate) addr: SocketAddr,
-    /// Whether the picker may give it a call (ejection, circuit breaker, concurrency cap).
-    pub(crate) gate: Gate,
-    pub(crate) counters: CallCounters,
-    /// How calls judge their outcome; shared by the balancer's endpoints.
-    pub(crate) passive: Arc<Passive>,
-    connection: AtomicU8,
-    /// What its health check last said (`Health` as a number; `Healthy` without checks),
-    /// for status reads. An ejection is read from the gate.
-    checked: AtomicU8,
-    /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
-    total_in_flight: Option<Arc<AtomicU64>>,
-}
-
-/// What every endpoint of one balancer is created with.
-#[derive(Debug, Clone)]
-pub(crate) struct EndpointDefaults {
-    pub(crate) initial_rtt: Duration,
-    pub(crate) total_in_flight: Option<Arc<AtomicU64>>,
-    pub(crate) max_in_flight: Option<u32>,
-    pub(crate) passive: Arc<Passive>,
-}
-
-impl EndpointDefaults {
-    /// The defaults for endpoints balanced by `policy`.
-    pub(crate) fn new(policy: &Policy, max_in_flight: Option<u32>, passive: Arc<Passive>) -> Self {
-        EndpointDefaults {
-            initial_rtt: policy.initial_rtt(),
-            total_in_flight: policy.total_in_flight_counter(),
-            max_in_flight,
-            passive,
-        }
-    }
-}
-
-impl EndpointState {
-    pub(crate) fn new(key: Key, addr: SocketAddr, defaults: &EndpointDefaults) -> Self {
-        EndpointState {
-            load: Load::new(defaults.initial_rtt),
-            key,
-            addr,
-            gate: Gate::new(defaults.max_in_flight),
-            counters: CallCounters::default(),
-            passive: defaults.passive.clone(),
-            connection: AtomicU8::new(ConnectionState::Connecting.as_u8()),
-            checked: AtomicU8::new(Health::Healthy as u8),
-            total_in_flight: defaults.total_in_flight.clone(),
-        }
-    }
-
-    pub(crate) fn set_connection(&self, state: ConnectionState) {
-        self.connection.store(state.as_u8(), Relaxed);
-    }
-
-    pub(crate) fn connection(&self) -> ConnectionState {
-        ConnectionState::from_u8(self.connection.load(Relaxed))
-    }
-
-    /// Notes what the endpoint's health check says.
-    pub(crate) fn set_checked(&self, health: Health) {
-        self.checked.store(health as u8, Relaxed);
-    }
-
-    /// Ejected (by the gate, the moment a call ejects it), else what its health check says.
-    pub(crate) fn health(&self) -> Health {
-        if self.gate.is_ejected() {
-            return Health::Ejected;
-        }
-        match self.checked.load(Relaxed) {
-            h if h == Health::NotServing as u8 => Health::NotServing,
-            h if h == Health::Checking as u8 => Health::Checking,
-            _ => Health::Healthy,
-        }
-    }
-
-    /// Whether the picker may choose this endpoint now.
-    #[inline]
-    pub(crate) fn admits(&self) -> bool {
-        self.gate.admits(self.load.in_flight())
-    }
-
-    /// A call starts on this endpoint: counted in flight here and, with bounded loads, on the
-    /// whole balancer.
-    #[inline]
-    pub(crate) fn call_started(&self) {
-        self.load.start();
-        if let Some(total) = &self.total_in_flight {
-            total.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// A call on this endpoint ended (its response body ended or was dropped).
-    #[inline]
-    pub(crate) fn call_ended(&self) {
-        self.load.end();
-        if let Some(total) = &self.total_in_flight {
-            total.fetch_sub(1, Relaxed);
-        }
-    }
-}
+pub(crate) use load::EwmaClock;
+pub use load::PeakEwma;
+pub(crate) use ready::ReadyEndpoint;
+pub use state::ConnectionState;
+pub(crate) use state::{EndpointDefaults, EndpointState, Passive, Signal};

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::endpoint::Backoff;
+use crate::time::Backoff;
 
 /// Circuit breaking for every endpoint of a balancer.
 ///
@@ -71,4 +71,16 @@ impl CircuitBreaker {
         self.backoff = backoff;
         self
     }
+}
+
+/// Where an endpoint's circuit breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// No calls until the backoff has passed.
+    Open,
+    /// One trial call is in flight; its outcome closes or reopens the circuit.
+    HalfOpen,
 }

@@ -27,80 +27,29 @@
 //! Outlier ejections stay in force in panic mode: their own cap already keeps most endpoints
 //! in, and an ejection that silently does nothing (Envoy #2671) helps nobody.
 //!
+//! This module holds what is configured and the control side's arithmetic (A50 statistics,
+//! slow-start ramps, what an outcome counts as); the per-endpoint state both paths touch lives
+//! in the crate's `endpoint` module, and the bookkeeping in the control task's `registry`.
+//!
 //! Every transition — ejected, returned, breaker opened / half-open / closed, health changed,
 //! panic entered / left — is a `tracing` event with the endpoint and the reason.
 
 mod breaker;
 #[cfg(feature = "health")]
-pub(crate) mod check;
-pub(crate) mod gate;
+mod check;
+mod config;
 pub(crate) mod outcome;
 pub(crate) mod outlier;
-pub(crate) mod passive;
 pub(crate) mod slow_start;
+mod state;
 
-pub use breaker::CircuitBreaker;
+pub use breaker::{BreakerState, CircuitBreaker};
 #[cfg(feature = "health")]
 pub use check::HealthCheck;
-pub use gate::BreakerState;
+#[cfg(feature = "health")]
+pub(crate) use check::Verdict;
+pub(crate) use config::HealthConfig;
 pub use outcome::Failures;
 pub use outlier::{FailurePercentage, OutlierDetection, SuccessRate};
 pub use slow_start::SlowStart;
-
-use std::sync::Arc;
-
-use crate::endpoint::EndpointState;
-
-/// What the request path and the health checks tell the control task.
-pub(crate) enum Signal {
-    /// Consecutive failures ejected this endpoint; its gate is already shut.
-    Ejected(Arc<EndpointState>),
-    /// An active health check's verdict (`epoch`: which check task of the endpoint).
-    #[cfg(feature = "health")]
-    Health {
-        state: Arc<EndpointState>,
-        epoch: u64,
-        verdict: check::Verdict,
-    },
-}
-
-/// An endpoint's health as the control task sees it, for [`EndpointStatus`](crate::EndpointStatus).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Health {
-    /// Eligible for calls (when connected).
-    Healthy,
-    /// Ejected by outlier detection until its ejection ends.
-    Ejected,
-    /// Its health check said something other than `SERVING` (or failed).
-    NotServing,
-    /// Health checks are on and the first answer has not come yet.
-    Checking,
-}
-
-/// All health settings of one balancer.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct HealthConfig {
-    pub(crate) failures: Failures,
-    pub(crate) outlier: OutlierDetection,
-    pub(crate) breaker: CircuitBreaker,
-    #[cfg(feature = "health")]
-    pub(crate) check: Option<HealthCheck>,
-    pub(crate) slow_start: Option<SlowStart>,
-    /// Panic below this healthy share of a tier (`None`: never).
-    pub(crate) panic_threshold: Option<f64>,
-}
-
-impl Default for HealthConfig {
-    fn default() -> Self {
-        HealthConfig {
-            failures: Failures::default(),
-            outlier: OutlierDetection::default(),
-            breaker: CircuitBreaker::default(),
-            #[cfg(feature = "health")]
-            check: None,
-            slow_start: None,
-            panic_threshold: Some(0.5),
-        }
-    }
-}
+pub use state::Health;

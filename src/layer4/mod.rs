@@ -14,17 +14,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rand::RngCore;
-use rand::rngs::SmallRng;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 use tower::Service;
 
-use crate::balancer::Balancer;
-use crate::endpoint::EndpointState;
+use crate::balancer::{Attempts, Balancer};
 use crate::error::{BoxError, Error, Unready};
-use crate::future::pick_or_wait;
-use crate::policy::PickState;
 use crate::ready_set::Shared;
 use crate::status::{EndpointStatus, Snapshot};
 use crate::transport::NoRequests;
@@ -111,9 +105,7 @@ impl Service<http::Uri> for TcpBalancer {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        self.inner.count_call();
-        let shared = Arc::clone(&*self.inner.shared);
-        let seed = self.inner.pick.rng.next_u64();
+        let (shared, seed) = self.inner.begin_call();
         Box::pin(dial(shared, uri, seed, self.connect_timeout))
     }
 }
@@ -125,27 +117,16 @@ async fn dial(
     seed: u64,
     connect_timeout: Duration,
 ) -> Result<BalancedStream, BoxError> {
-    let began = Instant::now();
-    let deadline = began + shared.config.ready_timeout;
     let hash = match http::Request::builder().uri(uri.clone()).body(()) {
         Ok(request) => shared.config.policy.request_hash(&request),
         Err(_) => None,
     };
-    let mut state = PickState::<SmallRng>::new(seed);
-    let mut avoid: Option<Arc<EndpointState>> = None;
-    let mut failed_dials = 0u32;
+    let wait = shared.config.ready_timeout;
+    let mut attempts = Attempts::new(shared, hash, seed, wait);
     loop {
-        if failed_dials > 0 && !shared.budget.withdraw() {
-            return Err(Error::RetryBudgetExhausted {
-                path: uri.to_string(),
-                attempts: failed_dials,
-            }
-            .boxed());
-        }
-        let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
-        let (NoRequests(target), mut hold) = match picked {
+        let (NoRequests(target), mut hold) = match attempts.next().await {
             Ok(picked) => picked,
-            Err(not) => return Err(not.into_error(&uri.to_string(), began).boxed()),
+            Err(stopped) => return Err(stopped.into_error(uri.to_string()).boxed()),
         };
         let attempt = tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr));
         let error = match attempt.await {
@@ -161,14 +142,12 @@ async fn dial(
         tracing::debug!(%error, "dial failed; marking the endpoint down and picking again");
         target.mark_down(error.clone());
         hold.on_error();
-        avoid = Some(hold.endpoint().clone());
-        failed_dials += 1;
-        if failed_dials > shared.config.max_unsent_retries {
+        if attempts.refused(hold).is_err() {
             return Err(Error::NoReadyEndpoint {
                 path: uri.to_string(),
-                waited: began.elapsed(),
+                waited: attempts.began().elapsed(),
                 why: Unready::AllUnreachable {
-                    discovered: shared.set.load().all.len(),
+                    discovered: attempts.shared().set.load().all.len(),
                     connecting: 0,
                     last_error: Some(error),
                 },

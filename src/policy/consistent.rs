@@ -8,12 +8,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::candidate::{fallback, usable};
 use super::hash_key::HashKey;
 use super::maglev::Maglev;
 use super::ring::Ring;
-use super::{fallback, usable};
-use crate::endpoint::EndpointState;
-use crate::ready_set::ReadyEndpoint;
+use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::transport::Channel;
 
 /// A hashing policy's configuration.

@@ -4,8 +4,8 @@
 
 use rand::RngCore;
 
-use crate::endpoint::EndpointState;
-use crate::ready_set::ReadyEndpoint;
+use super::candidate::{index, usable};
+use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::transport::Channel;
 
 #[inline]
@@ -18,7 +18,7 @@ pub(crate) fn pick<T: Channel>(
     if n == 0 {
         return None;
     }
-    let start = super::index(rng, n);
+    let start = index(rng, n);
     least(endpoints, (0..n).map(|step| (start + step) % n), avoid)
 }
 
@@ -34,7 +34,7 @@ pub(super) fn least<T: Channel>(
     let mut best: Option<(usize, u64, u64)> = None;
     for i in candidates {
         let e = &endpoints[i];
-        if !super::usable(e, avoid) {
+        if !usable(e, avoid) {
             continue;
         }
         let (load, weight) = (u64::from(e.state.load.in_flight()), u64::from(e.weight));

@@ -9,9 +9,9 @@
 
 use rand::RngCore;
 
-use super::{fallback, index, least_loaded};
-use crate::endpoint::EndpointState;
-use crate::ready_set::ReadyEndpoint;
+use super::candidate::{fallback, index};
+use super::least_loaded;
+use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::transport::Channel;
 
 /// The most choices (A48 clamps `choiceCount` to 10).

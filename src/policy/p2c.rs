@@ -2,20 +2,20 @@
 
 use rand::RngCore;
 
-use super::{LoadMetric, fallback, index, usable};
-use crate::endpoint::EndpointState;
-use crate::ready_set::ReadyEndpoint;
+use super::candidate::{fallback, index, usable};
+use super::config::LoadMetric;
+use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};
 use crate::transport::Channel;
 
 /// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
 /// connection has just closed is passed over. `None` only when no endpoint is ready.
-/// `now` is `now_ns()`, read by the caller (only PeakEWMA uses it). `avoid` is an endpoint that
+/// `clock` is read by the caller when the policy compares latency (only PeakEWMA uses it). `avoid` is an endpoint that
 /// just handed a request back unsent: it is passed over unless nothing else is ready.
 #[inline]
 pub(crate) fn pick<T: Channel>(
     endpoints: &[ReadyEndpoint<T>],
     metric: &LoadMetric,
-    now: u64,
+    clock: Option<EwmaClock>,
     avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
 ) -> Option<usize> {
@@ -38,7 +38,8 @@ pub(crate) fn pick<T: Channel>(
                 <= u64::from(eb.state.load.in_flight()) * u64::from(ea.weight)
         }
         LoadMetric::PeakEwma(config) => {
-            let decay = config.decay_ns();
+            let clock = clock.unwrap_or_else(|| EwmaClock::now(config));
+            let (now, decay) = (clock.now_ns(), clock.decay_ns);
             ea.state.load.peak_ewma_cost(now, decay) * f64::from(eb.weight)
                 <= eb.state.load.peak_ewma_cost(now, decay) * f64::from(ea.weight)
         }

@@ -11,10 +11,9 @@
 
 use xxhash_rust::xxh64::xxh64;
 
-use super::{open, usable};
+use super::candidate::{open, usable};
 use crate::discover::Key;
-use crate::endpoint::EndpointState;
-use crate::ready_set::ReadyEndpoint;
+use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::transport::Channel;
 
 /// One snapshot's order of preference, as indices into the ready set.
@@ -101,15 +100,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::endpoint::EndpointDefaults;
-    use crate::health::passive::Passive;
+    use crate::endpoint::Passive;
     use crate::policy::Policy;
     use crate::transport::NoRequests;
     use crate::{Picker, discover::Key};
 
     fn ready(n: usize) -> Vec<ReadyEndpoint<NoRequests<()>>> {
-        let defaults =
-            EndpointDefaults::new(&Policy::pick_first(), None, Arc::new(Passive::inert()));
+        let defaults = Policy::pick_first().endpoint_defaults(None, Arc::new(Passive::inert()));
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
         (0..n)
             .map(|i| ReadyEndpoint {

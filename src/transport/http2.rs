@@ -17,7 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{Channel, ConnectFuture, Connection, Connector, SendError};
+use super::channel::{Channel, SendError};
+use super::connector::{ConnectFuture, Connection, Connector};
 use crate::discover::Endpoint;
 use crate::error::BoxError;
 
@@ -61,7 +62,7 @@ impl<B> Clone for Http2Connector<B> {
 impl<B> Default for Http2Connector<B> {
     fn default() -> Self {
         Http2Connector {
-            connect_timeout: super::DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: super::connector::DEFAULT_CONNECT_TIMEOUT,
             keep_alive_interval: Some(Duration::from_secs(20)),
             keep_alive_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]

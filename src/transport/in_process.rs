@@ -9,7 +9,8 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use tower::Service;
 
-use super::{Channel, ConnectFuture, Connection, Connector, SendError};
+use super::channel::{Channel, SendError};
+use super::connector::{ConnectFuture, Connection, Connector};
 use crate::discover::Endpoint;
 use crate::error::BoxError;
 

@@ -2,7 +2,7 @@
 //! layer 4 balancer's targets. It lets them share the ready set, the control task and the
 //! policies with the HTTP/2 path without a second trait.
 
-use super::{Channel, SendError};
+use super::channel::{Channel, SendError};
 
 /// Wraps what such a ready set holds per endpoint; always ready, refuses every request.
 #[derive(Clone)]

@@ -9,40 +9,16 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 use super::host::{parse_host_port, parse_name};
+use super::on_empty::OnEmpty;
 use super::resolve::{Query, Resolver};
 use super::schedule::Schedule;
 use super::stream::DnsDiscovery;
 use super::tracker::Tracker;
-use crate::Backoff;
 use crate::error::Error;
+use crate::time::Backoff;
 
 /// Most attempts per query accepted by [`Dns::attempts`].
 const MAX_ATTEMPTS: u32 = 10;
-
-/// What to do with the endpoint set when DNS answers `NXDOMAIN`, no records, or only unusable
-/// records.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_lb::discover::dns::OnEmpty;
-/// assert_eq!(OnEmpty::default(), OnEmpty::KeepFor(Duration::from_secs(60)));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnEmpty {
-    /// Remove every endpoint at the first empty answer.
-    Clear,
-    /// Keep the last good set until an empty answer comes this long after the first one (a
-    /// non-empty answer in between starts over). The default, with 60 s.
-    KeepFor(Duration),
-    /// Keep the last good set until a non-empty answer replaces it.
-    Keep,
-}
-
-impl Default for OnEmpty {
-    fn default() -> Self {
-        OnEmpty::KeepFor(Duration::from_secs(60))
-    }
-}
 
 /// DNS discovery, configured: SRV records ([`Dns::srv`]) or the A/AAAA records of one host
 /// ([`Dns::host`]). [`build`](Self::build) makes the stream the balancer reads.

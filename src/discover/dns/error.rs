@@ -20,7 +20,7 @@ pub enum DnsErrorKind {
     /// The answer could not be parsed.
     Malformed,
     /// `NXDOMAIN`, no records, or no usable record: the set is kept for now
-    /// (see [`OnEmpty`](super::OnEmpty)).
+    /// (see [`OnEmpty`](super::on_empty::OnEmpty)).
     NotFound,
     /// Anything else the resolver reported.
     Other,

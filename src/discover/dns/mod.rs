@@ -85,12 +85,14 @@ pub(crate) mod candidates;
 mod diff;
 mod error;
 pub(crate) mod host;
+mod on_empty;
 pub(crate) mod resolve;
 pub(crate) mod schedule;
 pub(crate) mod srv;
 mod stream;
 pub(crate) mod tracker;
 
-pub use builder::{Dns, OnEmpty};
+pub use builder::Dns;
 pub use error::{DnsError, DnsErrorKind};
+pub use on_empty::OnEmpty;
 pub use stream::{DnsDiscovery, Refresher};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::Backoff;
+use crate::time::Backoff;
 
 /// Jitter taken off a TTL, as a fraction: many clients that got one answer at one moment
 /// spread their next queries over the last tenth of its lifetime.

@@ -1,60 +1,19 @@
 //! Passive health: each finished call's outcome, recorded on its endpoint by the call itself.
 //!
-//! The call counts as a success or a failure ([`Failures`]); a failure bumps the endpoint's
+//! The call counts as a success or a failure ([`Failures`](crate::health::Failures)); a failure bumps the endpoint's
 //! run of consecutive failures, which may open its circuit breaker or eject it right there —
 //! the next pick already passes it over — and tell the control task, which takes it out of
 //! the next snapshot and schedules its return.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::sync::mpsc::UnboundedSender;
-
-use super::outcome::{CANCELLED, Outcome, TIMEOUT, TRANSPORT};
-use super::{CircuitBreaker, Failures, Signal};
-use crate::endpoint::EndpointState;
-use crate::endpoint::load::now_ns;
-use crate::health::gate::Entry;
-use crate::health::outlier::Sample;
-
-/// What a balancer's calls need to judge their endpoints; shared by all its endpoints.
-#[derive(Debug)]
-pub(crate) struct Passive {
-    pub(crate) failures: Failures,
-    /// Consecutive failures that eject an endpoint (outlier detection).
-    eject_after: Option<u32>,
-    breaker: CircuitBreaker,
-    pub(crate) ejections: EjectionCap,
-    signals: UnboundedSender<Signal>,
-}
+use super::gate::Entry;
+use super::state::{EndpointState, Passive, Signal};
+use crate::health::outcome::{CANCELLED, Outcome, TIMEOUT, TRANSPORT};
+use crate::time::now_ns;
 
 impl Passive {
-    pub(crate) fn new(
-        failures: Failures,
-        eject_after: Option<u32>,
-        breaker: CircuitBreaker,
-        signals: UnboundedSender<Signal>,
-    ) -> Self {
-        Passive {
-            failures,
-            eject_after,
-            breaker,
-            ejections: EjectionCap::default(),
-            signals,
-        }
-    }
-
-    /// A `Passive` that judges nothing, for endpoints outside a balancer (the `Picker`).
-    pub(crate) fn inert() -> Self {
-        let (signals, _) = tokio::sync::mpsc::unbounded_channel();
-        Passive::new(Failures::none(), None, CircuitBreaker::default(), signals)
-    }
-
-    /// Whether calls must note their deadline, to tell a timeout from a cancellation.
-    pub(crate) fn needs_deadline(&self) -> bool {
-        self.failures.needs_deadline()
-    }
-
     /// A call on `state` ended. `outcome`: what the response said, `None` if the caller
     /// dropped the call first; `deadline_ns`: the caller's deadline in `now_ns()` time (0:
     /// unknown).
@@ -145,90 +104,22 @@ fn dropped(deadline_ns: u64) -> Outcome {
     }
 }
 
-/// How many endpoints are ejected, against the cap the control task keeps up to date.
-#[derive(Debug, Default)]
-pub(crate) struct EjectionCap {
-    ejected: AtomicUsize,
-    max: AtomicUsize,
-}
-
-impl EjectionCap {
-    /// Takes one ejection if the cap allows it.
-    pub(crate) fn take(&self) -> bool {
-        let max = self.max.load(Relaxed);
-        self.ejected
-            .fetch_update(Relaxed, Relaxed, |n| (n < max).then_some(n + 1))
-            .is_ok()
-    }
-
-    /// An ejection ended (or was not used).
-    pub(crate) fn give_back(&self) {
-        let _ = self
-            .ejected
-            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
-    }
-
-    pub(crate) fn set_max(&self, max: usize) {
-        self.max.store(max, Relaxed);
-    }
-
-    pub(crate) fn ejected(&self) -> usize {
-        self.ejected.load(Relaxed)
-    }
-}
-
-/// One endpoint's finished calls, as the passive checks count them, and its ejections.
-#[derive(Debug, Default)]
-pub(crate) struct CallCounters {
-    pub(crate) ok: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) consecutive: AtomicU32,
-    /// Times ejected, ever (for status and metrics).
-    pub(crate) ejections: AtomicU64,
-}
-
-impl CallCounters {
-    /// The calls finished so far: for the outlier statistics, status and metrics.
-    pub(crate) fn totals(&self) -> Sample {
-        Sample {
-            ok: self.ok.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_cap_holds_under_contention() {
-        let cap = Arc::new(EjectionCap::default());
-        cap.set_max(3);
-        let taken: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| (0..100).filter(|_| cap.take()).count()))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(taken, 3);
-        assert_eq!(cap.ejected(), 3);
-        cap.give_back();
-        assert!(cap.take());
-        assert!(!cap.take());
-        cap.set_max(0);
-        for _ in 0..10 {
-            cap.give_back();
-        }
-        assert_eq!(cap.ejected(), 0, "never below zero");
-    }
+    use crate::endpoint::EndpointDefaults;
+    use crate::health::{CircuitBreaker, Failures};
 
     fn endpoint(failures: Failures) -> Arc<EndpointState> {
-        use crate::endpoint::EndpointDefaults;
         let (signals, _) = tokio::sync::mpsc::unbounded_channel();
         let breaker = CircuitBreaker::default().open_after(1);
         let passive = Arc::new(Passive::new(failures, Some(5), breaker, signals));
-        let defaults = EndpointDefaults::new(&crate::Policy::default(), None, passive);
+        let defaults = EndpointDefaults {
+            initial_rtt: std::time::Duration::from_millis(30),
+            total_in_flight: None,
+            max_in_flight: None,
+            passive,
+        };
         let addr = "127.0.0.1:1".parse().unwrap();
         Arc::new(EndpointState::new(
             crate::discover::Key::from(addr),
@@ -239,15 +130,9 @@ mod tests {
 
     #[test]
     fn outcomes_that_say_nothing_count_neither_way() {
-        use crate::health::gate::Entry;
         let state = endpoint(Failures::default());
         let p = state.passive.clone();
-        p.record(
-            &state,
-            Some(super::super::outcome::TRANSPORT),
-            Entry::Call,
-            0,
-        );
+        p.record(&state, Some(TRANSPORT), Entry::Call, 0);
         p.record(&state, None, Entry::Call, 0);
         assert_eq!(state.counters.ok.load(Relaxed), 0);
         assert_eq!(state.counters.failed.load(Relaxed), 0);
@@ -258,12 +143,7 @@ mod tests {
         // decides nothing: the circuit stays open for the next trial.
         p.record(&state, Some(tonic::Code::Unavailable as u8), Entry::Call, 0);
         assert_eq!(state.gate.breaker(), crate::health::BreakerState::Open);
-        p.record(
-            &state,
-            Some(super::super::outcome::TRANSPORT),
-            Entry::Trial,
-            0,
-        );
+        p.record(&state, Some(TRANSPORT), Entry::Trial, 0);
         assert_eq!(state.gate.breaker(), crate::health::BreakerState::Open);
     }
 

@@ -6,19 +6,16 @@
 //! connection handed the request back unsent (pick again, a bounded number of times).
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use rand::rngs::SmallRng;
-use tokio::time::Instant;
-
-use crate::body::ResponseBody;
+use super::attempts::Attempts;
+use super::body::ResponseBody;
 use crate::endpoint::{EndpointState, InFlight};
-use crate::error::{BoxError, Error, Unready};
-use crate::grpc_timeout::grpc_timeout;
-use crate::policy::PickState;
-use crate::ready_set::{ReadyEndpoint, Shared};
+use crate::error::{BoxError, Error};
+use crate::ready_set::Shared;
+use crate::time::grpc_timeout;
 use crate::transport::{Channel, SendError};
 
 /// What a balanced call resolves to.
@@ -85,7 +82,7 @@ impl<T: Channel> ResponseFuture<T> {
         seed: u64,
         span: tracing::Span,
     ) -> Self {
-        let future = Box::pin(slow_call(shared, request, 0, None, seed, span.clone()));
+        let future = Box::pin(slow_call(shared, request, None, seed, span.clone()));
         ResponseFuture {
             state: State::Slow { future },
             span,
@@ -144,15 +141,13 @@ impl<T: Channel> Future for ResponseFuture<T> {
                         }
                         Err(SendError::Unsent { request, error }) => {
                             // Not an outcome of the endpoint: the call never left.
-                            let avoid = hold.take().map(|h| h.endpoint().clone());
                             tracing::debug!(%error, "request handed back unsent; picking again");
                             let Some(handle) = shared.take() else {
                                 return Poll::Ready(Err(error));
                             };
                             let shared = Arc::clone(&*handle);
                             let span = this.span.clone();
-                            let future =
-                                Box::pin(slow_call(shared, request, 1, avoid, *seed, span));
+                            let future = Box::pin(slow_call(shared, request, hold, *seed, span));
                             state.set(State::Slow { future });
                         }
                     }
@@ -178,45 +173,35 @@ fn wrap<B>(response: http::Response<B>, hold: Option<InFlight>) -> http::Respons
 
 /// The slow path: wait for a ready endpoint until the ready timeout (or the call's own
 /// `grpc-timeout`, if shorter), and re-pick after a request comes back unsent, as far as the
-/// retry budget allows.
+/// retry budget allows. `refused`: the hold of a first attempt whose request came back unsent.
 async fn slow_call<T: Channel>(
     shared: Arc<Shared<T>>,
     mut request: http::Request<T::RequestBody>,
-    mut unsent: u32,
-    mut avoid: Option<Arc<EndpointState>>,
+    refused: Option<InFlight>,
     seed: u64,
     span: tracing::Span,
 ) -> CallResult<T> {
-    let began = Instant::now();
     let wait = match grpc_timeout(request.headers()) {
         Some(t) => t.min(shared.config.ready_timeout),
         None => shared.config.ready_timeout,
     };
-    let deadline = began.checked_add(wait).unwrap_or_else(far_future);
-    let mut state = PickState::<SmallRng>::new(seed);
     let hash = shared.config.policy.request_hash(&request);
+    let mut attempts = Attempts::new(shared, hash, seed, wait);
+    if let Some(hold) = refused
+        && let Err(n) = attempts.refused(hold)
+    {
+        return Err(not_sent(request.uri().path(), n));
+    }
     loop {
-        if unsent > 0 && !shared.budget.withdraw() {
-            tracing::debug!(
-                attempts = unsent,
-                "request handed back unsent; retry budget spent"
-            );
-            return Err(Error::RetryBudgetExhausted {
-                path: request.uri().path().to_owned(),
-                attempts: unsent,
+        let (mut channel, mut hold) = match attempts.next().await {
+            Ok(picked) => picked,
+            Err(stopped) => {
+                return Err(stopped.into_error(request.uri().path().to_owned()).boxed());
             }
-            .boxed());
-        }
-        let picked = pick_or_wait(&shared, hash, avoid.as_deref(), &mut state, deadline).await;
-        let (mut channel, mut hold) = match picked {
-            Ok((channel, mut hold)) => {
-                hold.note_deadline(request.headers());
-                record_endpoint(&span, hold.endpoint());
-                span.record("attempt", unsent + 1);
-                (channel, hold)
-            }
-            Err(not) => return Err(not.into_error(request.uri().path(), began).boxed()),
         };
+        hold.note_deadline(request.headers());
+        record_endpoint(&span, hold.endpoint());
+        span.record("attempt", attempts.attempt());
         match channel.send(request).await {
             Ok(response) => return Ok(wrap(response, Some(hold))),
             Err(SendError::Failed(e)) => {
@@ -227,16 +212,9 @@ async fn slow_call<T: Channel>(
                 request: back,
                 error,
             }) => {
-                avoid = Some(hold.endpoint().clone());
-                drop(hold);
-                unsent += 1;
-                if unsent > shared.config.max_unsent_retries {
-                    tracing::debug!(%error, attempts = unsent, "request refused unsent on every attempt");
-                    return Err(Error::NotSent {
-                        path: back.uri().path().to_owned(),
-                        attempts: unsent,
-                    }
-                    .boxed());
+                if let Err(n) = attempts.refused(hold) {
+                    tracing::debug!(%error, attempts = n, "request refused unsent on every attempt");
+                    return Err(not_sent(back.uri().path(), n));
                 }
                 request = back;
             }
@@ -244,96 +222,10 @@ async fn slow_call<T: Channel>(
     }
 }
 
-/// Why [`pick_or_wait`] found no endpoint.
-#[derive(Debug)]
-pub(crate) enum NotPicked {
-    /// Nothing was ready until the deadline.
-    Unready(Unready),
-    /// Nothing was ready, and too many calls already waited.
-    QueueFull { limit: usize, why: Unready },
-}
-
-impl NotPicked {
-    /// The error of a call to `path` that began at `began`.
-    pub(crate) fn into_error(self, path: &str, began: Instant) -> Error {
-        match self {
-            NotPicked::Unready(why) => Error::NoReadyEndpoint {
-                path: path.to_owned(),
-                waited: began.elapsed(),
-                why,
-            },
-            NotPicked::QueueFull { limit, why } => Error::TooManyWaiting {
-                path: path.to_owned(),
-                limit,
-                why,
-            },
-        }
+fn not_sent(path: &str, attempts: u32) -> BoxError {
+    Error::NotSent {
+        path: path.to_owned(),
+        attempts,
     }
-}
-
-/// Picks an endpoint (counting the call on it), waiting for new snapshots while none is
-/// ready, as one of at most `max_waiting_calls`; at `deadline`, why nothing was ready.
-pub(crate) async fn pick_or_wait<T: Channel>(
-    shared: &Shared<T>,
-    hash: Option<u64>,
-    avoid: Option<&EndpointState>,
-    state: &mut PickState<SmallRng>,
-    deadline: Instant,
-) -> Result<(T, InFlight), NotPicked> {
-    // Taken at the first wait, held until the call has an endpoint or gives up.
-    let mut slot = None;
-    loop {
-        // Registered before the pick, so a snapshot published in between still wakes us.
-        let mut changed = pin!(shared.changed.notified());
-        changed.as_mut().enable();
-        let why = {
-            let set = shared.set.load();
-            match crate::balancer::pick(&set, &shared.config, hash, avoid, state) {
-                Some(picked) => return Ok(picked),
-                // Every ready endpoint holds calls back (cap, open breaker): fail at once,
-                // waiting would only queue more load on them.
-                None => match refusing(&set.ready) {
-                    Some(why) => return Err(NotPicked::Unready(why)),
-                    None => set.why.clone(),
-                },
-            }
-        };
-        if Instant::now() >= deadline {
-            return Err(NotPicked::Unready(why));
-        }
-        if slot.is_none() {
-            let limit = shared.config.max_waiting_calls;
-            match shared.waiting.enter(limit) {
-                Some(s) => slot = Some(s),
-                None => return Err(NotPicked::QueueFull { limit, why }),
-            }
-        }
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
-}
-
-/// Why no endpoint of a non-empty snapshot took the call, when every one of them is connected
-/// but its gate is shut; `None` if a connection went away (a new snapshot is coming).
-#[cold]
-fn refusing<T: Channel>(ready: &[ReadyEndpoint<T>]) -> Option<Unready> {
-    if ready.is_empty() || ready.iter().any(|e| !e.channel.is_ready()) {
-        return None;
-    }
-    let shut = ready.iter().filter(|e| e.state.gate.is_shut()).count();
-    let at_capacity = ready
-        .iter()
-        .filter(|e| !e.state.gate.is_shut() && e.state.gate.at_cap(e.state.load.in_flight()))
-        .count();
-    (at_capacity + shut >= ready.len()).then_some(Unready::AllRefusing {
-        ready: ready.len(),
-        at_capacity,
-        shut,
-    })
-}
-
-fn far_future() -> Instant {
-    Instant::now() + std::time::Duration::from_secs(86400 * 365)
+    .boxed()
 }

@@ -1,4 +1,5 @@
-//! The balancer: a cheap-to-clone Tower service that picks an endpoint per call.
+//! [`Balancer`]: the `Service` a client calls. `call` counts the call, picks from the current
+//! snapshot and sends; everything rarer is in the response future.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,16 +9,15 @@ use std::task::{Context, Poll};
 use rand::{RngCore, rngs::SmallRng};
 use tower::Service;
 
-use crate::builder::Builder;
-use crate::endpoint::load::now_ns;
-use crate::endpoint::{EndpointState, InFlight};
+use super::body::ResponseBody;
+use super::future::{Handle, ResponseFuture, call_span};
+use super::pick::pick;
 use crate::error::BoxError;
-use crate::future::{Handle, ResponseFuture, call_span};
-use crate::health::gate::Entry;
-use crate::policy::{self, PickState};
-use crate::ready_set::{CallConfig, ReadySet, Shared};
+use crate::policy::{Call, PickState};
+use crate::ready_set::Shared;
 use crate::retry_budget::DEPOSIT_BATCH;
 use crate::status::{EndpointStatus, Snapshot};
+use crate::time::now_ns;
 use crate::transport::{Channel, Http2Channel};
 
 /// A client-side load balancer for HTTP/2 and gRPC calls.
@@ -39,33 +39,10 @@ use crate::transport::{Channel, Http2Channel};
 pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     /// A handle of this clone's own: calls in flight hold a reference to it, so clones
     /// running on different cores never bump the same reference count.
-    pub(crate) shared: Handle<T>,
-    pub(crate) pick: PickState<SmallRng>,
+    shared: Handle<T>,
+    pick: PickState<SmallRng>,
     /// Calls made through this clone not yet handed to the retry budget.
     calls: u32,
-}
-
-impl Balancer {
-    /// Starts configuring a balancer.
-    ///
-    /// ```no_run
-    /// # async fn example() -> Result<(), tower_lb::Error> {
-    /// use std::time::Duration;
-    /// use tower_lb::{Balancer, discover};
-    ///
-    /// let endpoints = ["127.0.0.1:50051", "127.0.0.1:50052"]
-    ///     .iter()
-    ///     .map(|a| a.parse())
-    ///     .collect::<Result<Vec<discover::Endpoint>, _>>()?;
-    /// let balancer = Balancer::builder()
-    ///     .ready_timeout(Duration::from_millis(500))
-    ///     .build(discover::fixed(endpoints))?;
-    /// // let client = EchoClient::new(balancer);
-    /// # Ok(()) }
-    /// ```
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
 }
 
 impl<T: Channel> Balancer<T> {
@@ -77,10 +54,17 @@ impl<T: Channel> Balancer<T> {
         }
     }
 
+    /// A call begins outside `Service::call` (the layer 4 balancer's): it is counted, and
+    /// gets the shared state and a seed for its random choices.
+    pub(crate) fn begin_call(&mut self) -> (Arc<Shared<T>>, u64) {
+        self.count_call();
+        (Arc::clone(&*self.shared), self.pick.rng.next_u64())
+    }
+
     /// Counts a call for the retry budget: in this clone, handed over in batches so the
     /// request path touches the shared budget once per `DEPOSIT_BATCH` calls.
     #[inline]
-    pub(crate) fn count_call(&mut self) {
+    fn count_call(&mut self) {
         self.calls += 1;
         if self.calls == DEPOSIT_BATCH {
             self.shared.budget.deposit(DEPOSIT_BATCH);
@@ -91,7 +75,7 @@ impl<T: Channel> Balancer<T> {
     /// A point-in-time view of every endpoint discovery knows of, in key order: the
     /// endpoints of [`snapshot`](Self::snapshot).
     pub fn endpoints(&self) -> Vec<EndpointStatus> {
-        self.shared.snapshot().endpoints
+        self.snapshot().endpoints
     }
 
     /// A point-in-time view of the balancer: every endpoint's address, tier, weight,
@@ -112,7 +96,7 @@ impl<T: Channel> Balancer<T> {
     /// # Ok(()) }
     /// ```
     pub fn snapshot(&self) -> Snapshot {
-        self.shared.snapshot()
+        Snapshot::of(&self.shared)
     }
 
     /// How many endpoints can take calls right now.
@@ -147,7 +131,7 @@ impl<T: Channel> fmt::Debug for Balancer<T> {
 }
 
 impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
-    type Response = http::Response<crate::ResponseBody<T::ResponseBody>>;
+    type Response = http::Response<ResponseBody<T::ResponseBody>>;
     type Error = BoxError;
     type Future = ResponseFuture<T>;
 
@@ -160,15 +144,10 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
     fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
         self.count_call();
         let seed = self.pick.rng.next_u64();
-        let hash = self.shared.config.policy.request_hash(&request);
-        let picked = pick(
-            &self.shared.set.load(),
-            &self.shared.config,
-            hash,
-            None,
-            &mut self.pick,
-        );
-        let policy = self.shared.config.policy.name();
+        let policy = &self.shared.config.policy;
+        let call = Call::new(policy, policy.request_hash(&request), None);
+        let picked = pick(&self.shared.set.load(), policy, call, &mut self.pick);
+        let policy = policy.name();
         match picked {
             Some((mut channel, mut in_flight)) => {
                 let span = call_span(policy, Some(in_flight.endpoint()));
@@ -185,35 +164,6 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
             }
         }
     }
-}
-
-/// Picks an endpoint from the snapshot and counts the call on it.
-#[inline]
-pub(crate) fn pick<T: Channel>(
-    set: &ReadySet<T>,
-    config: &CallConfig,
-    hash: Option<u64>,
-    avoid: Option<&EndpointState>,
-    state: &mut PickState<impl RngCore>,
-) -> Option<(T, InFlight)> {
-    // The clock is read only for a pick that compares latency: not for a hashed request.
-    let (now, decay_ns) = match (hash, config.policy.peak_ewma()) {
-        // `max(1)`: 0 means "latency not tracked".
-        (None, Some(c)) => (now_ns().max(1), c.decay_ns()),
-        _ => (0, 1.0),
-    };
-    let i = policy::pick(set, &config.policy, now, hash, avoid, state)?;
-    let endpoint = &set.ready[i];
-    // `None`: another caller took the trial of its half-open circuit since the pick (the
-    // slow path picks again).
-    let entry = endpoint.state.gate.enter()?;
-    if entry == Entry::Trial {
-        tracing::info!(endpoint = %endpoint.state.key, "circuit breaker half-open: one trial call");
-    }
-    Some((
-        endpoint.channel.clone(),
-        InFlight::start(endpoint.state.clone(), now, decay_ns, entry),
-    ))
 }
 
 /// A distinct RNG seed per clone without a system call: a global counter through SplitMix64.

@@ -1,14 +1,16 @@
-//! From the control task's entries to the snapshot calls pick from: the best tier with a
+//! Publishing: from the control task's entries to the ready set calls pick from: the best tier with a
 //! healthy endpoint, panic mode when too few of that tier are healthy, slow-start weights, and
 //! why nothing is ready when nothing is.
 
 use tokio::time::Instant;
 
-use super::{Entry, Registry};
+use super::control::Registry;
+use super::entry::Entry;
+use crate::endpoint::ReadyEndpoint;
 use crate::error::Unready;
 use crate::health::slow_start;
 use crate::policy::Plan;
-use crate::ready_set::{ReadyEndpoint, ReadySet};
+use crate::ready_set::ReadySet;
 use crate::transport::Connector;
 
 /// Connected, not ejected, and serving by its health check (if checked).
@@ -22,7 +24,8 @@ fn usable_in_panic<T>(e: &Entry<T>) -> bool {
 }
 
 impl<C: Connector> Registry<C> {
-    pub(super) fn snapshot(&mut self) -> ReadySet<C::Channel> {
+    /// The ready set of the entries as they stand.
+    pub(super) fn ready_set(&mut self) -> ReadySet<C::Channel> {
         let now = Instant::now();
         self.track_joins(now);
         let (tier, panic) = self.choose_tier();

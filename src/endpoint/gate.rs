@@ -8,8 +8,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use crate::endpoint::Backoff;
-use crate::endpoint::load::now_ns;
+use crate::health::BreakerState;
+use crate::time::{Backoff, now_ns};
 
 /// Ejected by outlier detection (set by the failing call, cleared by the control task).
 const EJECTED: u8 = 1;
@@ -17,18 +17,6 @@ const EJECTED: u8 = 1;
 const OPEN: u8 = 2;
 /// The trial call is in flight: no other calls.
 const HALF_OPEN: u8 = 4;
-
-/// Where an endpoint's circuit breaker stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BreakerState {
-    /// Calls flow.
-    Closed,
-    /// No calls until the backoff has passed.
-    Open,
-    /// One trial call is in flight; its outcome closes or reopens the circuit.
-    HalfOpen,
-}
 
 /// What the picker may do with an endpoint it chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use tokio::sync::Semaphore;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::{Backoff, ConnectionState, EndpointState};
 use crate::discover::{Endpoint, Key};
+use crate::endpoint::{ConnectionState, EndpointState};
+use crate::time::{Backoff, now_ns};
 use crate::transport::Connector;
 
 /// What a connection task tells the control task. `generation` tells a live task from one that
@@ -45,7 +46,7 @@ pub(crate) fn spawn_connection<C: Connector>(
     events: UnboundedSender<Event<C::Channel>>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut rng = SmallRng::seed_from_u64(generation ^ crate::endpoint::load::now_ns());
+        let mut rng = SmallRng::seed_from_u64(generation ^ now_ns());
         let mut failures: u32 = 0;
         loop {
             // A slot per attempt, given back when the attempt ends either way: after a restart

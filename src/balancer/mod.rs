@@ -1,0 +1,25 @@
+//! The request path: everything a call runs, in the caller's task, read top-down.
+//!
+//! * `service.rs`: [`Balancer`], the `tower::Service`. `call` counts the call, loads the
+//!   snapshot, picks, and sends on the endpoint's channel — the whole fast path;
+//! * `future.rs`: [`ResponseFuture`]: the endpoint's own future on the fast path, a boxed slow
+//!   path for the rare call that waits or is re-picked;
+//! * `attempts.rs`: the one retry loop's state — wait, avoid the endpoint that refused, draw on
+//!   the retry budget, give up after `unsent_retries` — used here and by the layer 4 balancer;
+//! * `pick.rs`: the pick (snapshot → policy → gate → in-flight hold) and the bounded wait for
+//!   a ready endpoint when the snapshot has none;
+//! * `body.rs`: [`ResponseBody`], which holds the call's load until the body ends.
+//!
+//! Imports run one way: each file uses only those below it in this list, and the path meets
+//! the control task only in the ready set.
+
+mod attempts;
+mod body;
+mod future;
+mod pick;
+mod service;
+
+pub(crate) use attempts::Attempts;
+pub use body::ResponseBody;
+pub use future::{CallResult, ResponseFuture};
+pub use service::Balancer;

@@ -1,0 +1,393 @@
+//! The public face of a policy: [`Policy`], its constructors and settings, and the kinds it
+//! dispatches on.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::consistent::{Hashing, TableConfig};
+use super::hash_key::HashKey;
+use super::{maglev, ring};
+use crate::endpoint::{EndpointDefaults, Passive, PeakEwma};
+use crate::error::Error;
+use crate::time::now_ns;
+
+/// How a [`Balancer`](crate::Balancer) chooses an endpoint. Every policy but pick first
+/// respects the endpoints' weights.
+///
+/// | policy | pick cost | what it does |
+/// |---|---|---|
+/// | [`p2c_peak_ewma`](Policy::p2c_peak_ewma) (default) | O(1) | two random endpoints, the one with the lower latency estimate × (in-flight + 1) / weight |
+/// | [`p2c_in_flight`](Policy::p2c_in_flight) | O(1) | two random endpoints, the one with fewer requests in flight per weight |
+/// | [`least_request`](Policy::least_request) | O(k) | k (3 ..= 10) random endpoints, the one with the fewest in flight per weight (gRPC A48) |
+/// | [`least_loaded`](Policy::least_loaded) | O(n) | the endpoint with the fewest in flight per weight ("least connections") |
+/// | [`pick_first`](Policy::pick_first) | O(1) | every call to one endpoint, the first usable in a stable order, until it goes |
+/// | [`round_robin`](Policy::round_robin) | O(1) | smooth weighted round robin (nginx): shares follow weights, no bursts |
+/// | [`weighted_random`](Policy::weighted_random) | O(log n) | random, with probability weight / total |
+/// | [`ring_hash`](Policy::ring_hash) | O(1) expected | the request's key on a hash ring (virtual nodes ∝ weight) |
+/// | [`maglev`](Policy::maglev) | O(1) | the request's key in a Maglev table (slots ∝ weight) |
+/// | [`bounded_load`](Policy::bounded_load) | O(1) expected | either of the two, no endpoint above `(1 + ε)` × its share |
+///
+/// Power of two choices: Mitzenmacher showed that a second random choice brings the maximum
+/// load down from `ln n / ln ln n` to `ln ln n / ln 2` — nearly as good as asking every
+/// endpoint, at a constant cost per call however many endpoints there are. PeakEWMA also
+/// sees latency, so a slow endpoint gets less traffic, not just a busy one.
+///
+/// ```
+/// use tower_lb::{Policy, PeakEwma};
+/// let p = Policy::p2c_peak_ewma(PeakEwma::default());
+/// assert_eq!(p, Policy::default());
+/// assert_ne!(p, Policy::round_robin());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// The policy, or for a hashing policy the one for requests without a key.
+    pub(crate) kind: Kind,
+    pub(crate) hashing: Option<Arc<Hashing>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Kind {
+    P2c(LoadMetric),
+    /// k > 2 random choices by in-flight per weight (2 is `P2c(InFlight)`).
+    LeastRequest(u8),
+    LeastLoaded,
+    /// `salt`: shuffled by `xxh64(key, salt)`, else key order.
+    PickFirst {
+        salt: Option<u64>,
+    },
+    RoundRobin,
+    WeightedRandom,
+}
+
+/// The load measure of p2c.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum LoadMetric {
+    InFlight,
+    PeakEwma(PeakEwma),
+}
+
+impl Policy {
+    /// p2c over PeakEWMA cost (the default).
+    pub fn p2c_peak_ewma(config: PeakEwma) -> Self {
+        Policy::of(Kind::P2c(LoadMetric::PeakEwma(config)))
+    }
+
+    /// p2c over requests in flight.
+    pub fn p2c_in_flight() -> Self {
+        Policy::of(Kind::P2c(LoadMetric::InFlight))
+    }
+
+    /// Least request over `choices` random endpoints (gRPC A48's `least_request_experimental`):
+    /// `choices` distinct random endpoints, the one with the fewest requests in flight per unit
+    /// of weight wins. More choices balance harder and cost more per pick, O(choices); 2 is
+    /// exactly [`p2c_in_flight`](Self::p2c_in_flight).
+    ///
+    /// Fails unless 2 ≤ `choices` ≤ 10 (A48's range; a service config's larger `choiceCount` is
+    /// clamped to 10 there, as gRPC does, but an explicit argument is not second-guessed).
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let three = Policy::least_request(3)?;
+    /// assert_eq!(Policy::least_request(2)?, Policy::p2c_in_flight());
+    /// assert!(Policy::least_request(1).is_err());
+    /// assert!(Policy::least_request(11).is_err());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn least_request(choices: u32) -> Result<Self, Error> {
+        match choices {
+            2 => Ok(Policy::p2c_in_flight()),
+            3..=10 => Ok(Policy::of(Kind::LeastRequest(choices as u8))),
+            _ => Err(Error::InvalidConfig(format!(
+                "least request: choices must be 2..=10, got {choices}"
+            ))),
+        }
+    }
+
+    /// Pick first: every call goes to one endpoint — the first usable one in key order — and
+    /// stays there while it is usable (connected, healthy, not at its concurrency cap); when it
+    /// goes, calls move to the next one in the order, and stay there even after the first one
+    /// comes back. Weights play no part. Like gRPC's `pick_first`, for a backend that wants
+    /// one client on one server (session state, caches), or a primary with standbys.
+    ///
+    /// Unlike gRPC, every endpoint keeps its connection (the standbys are warm), and a call
+    /// that finds the current endpoint just gone goes to the next one at once.
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let primary_first = Policy::pick_first();
+    /// assert_eq!(primary_first, Policy::pick_first());
+    /// ```
+    pub fn pick_first() -> Self {
+        Policy::of(Kind::PickFirst { salt: None })
+    }
+
+    /// Pick first over a shuffled order (gRPC's `shuffleAddressList`): endpoints ordered by
+    /// the hash of their key with a random salt, so the clients of one service spread over its
+    /// endpoints instead of all landing on the first. Each balancer built draws its own salt
+    /// (clones of one balancer share it); its order stays the same across discovery changes,
+    /// where gRPC reshuffles on every resolver update.
+    ///
+    /// ```
+    /// use tower_lb::Policy;
+    /// let spread = Policy::pick_first_shuffled();
+    /// assert_ne!(spread, Policy::pick_first());
+    /// ```
+    pub fn pick_first_shuffled() -> Self {
+        Policy::of(Kind::PickFirst {
+            salt: Some(random_salt()),
+        })
+    }
+
+    /// The fewest requests in flight per unit of weight, by a full scan (O(n)).
+    pub fn least_loaded() -> Self {
+        Policy::of(Kind::LeastLoaded)
+    }
+
+    /// Smooth weighted round robin.
+    pub fn round_robin() -> Self {
+        Policy::of(Kind::RoundRobin)
+    }
+
+    /// Weighted random.
+    pub fn weighted_random() -> Self {
+        Policy::of(Kind::WeightedRandom)
+    }
+
+    /// Consistent hashing on a ring: a request's key goes to the first point at or after its
+    /// hash, every endpoint owning points in proportion to its weight: 128 points for the
+    /// lightest, more when there are fewer than 8 endpoints so the ring has at least 1,024
+    /// points (gRPC A42's minimum), at most 1,048,576 in all (12 MiB; A42's 8,388,608 can be
+    /// set with [`ring_size`](Self::ring_size)). With equal weights adding or removing one of N
+    /// endpoints moves only the keys it takes or gives back, about 1/N; a change of the
+    /// lightest weight re-scales every endpoint's points. Balance is that of 128 points per
+    /// endpoint: the busiest gets about 1.2–1.3 × the mean share (see `SIMULATION.md`); use
+    /// Maglev when balance matters more than movement.
+    ///
+    /// Requests without the key are balanced by p2c over PeakEWMA unless another
+    /// [`fallback`](Self::fallback) is set.
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let sticky = Policy::ring_hash(HashKey::header("x-user-id")?)
+    ///     .ring_size(4096, 65_536)?
+    ///     .fallback(Policy::round_robin());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn ring_hash(key: HashKey) -> Self {
+        Policy::hashing(
+            key,
+            TableConfig::Ring {
+                min: ring::MIN_RING_SIZE,
+                max: ring::DEFAULT_MAX_RING_SIZE,
+            },
+        )
+    }
+
+    /// Consistent hashing through a Maglev lookup table of a prime size (65,537 by default;
+    /// see [`table_size`](Self::table_size)), endpoints claiming slots in proportion to their
+    /// weights. A pick is one table read; balance is within one slot of each endpoint's share;
+    /// a change moves more keys than a ring would (about 1.6 × the ideal 1/N at N = 100, see
+    /// `SIMULATION.md`).
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let by_method = Policy::maglev(HashKey::path());
+    /// assert!(Policy::maglev(HashKey::path()).table_size(65_536).is_err()); // not prime
+    /// ```
+    pub fn maglev(key: HashKey) -> Self {
+        Policy::hashing(
+            key,
+            TableConfig::Maglev {
+                size: maglev::DEFAULT_TABLE_SIZE,
+            },
+        )
+    }
+
+    /// Consistent hashing with bounded loads: a ring-hash or Maglev policy where no endpoint
+    /// takes more than `ceil((1 + ε) × its weighted share of all calls in flight)`. A key whose
+    /// endpoint is full goes on along the table to the next endpoint that is not, so a hot key
+    /// spreads instead of overloading one endpoint. ε = 0.25 is a good start (Vimeo's choice);
+    /// smaller ε balances harder and moves more keys.
+    ///
+    /// Fails unless the policy hashes and ε is a finite number above 0.
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// let policy = Policy::ring_hash(HashKey::header("x-user-id")?).bounded_load(0.25)?;
+    /// assert!(Policy::round_robin().bounded_load(0.25).is_err());
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn bounded_load(self, epsilon: f64) -> Result<Self, Error> {
+        if !(epsilon.is_finite() && epsilon > 0.0) {
+            return Err(Error::InvalidConfig(format!(
+                "bounded load: epsilon must be a finite number above 0, got {epsilon}"
+            )));
+        }
+        self.map_hashing("bounded_load", |h| {
+            h.bound = Some(epsilon);
+            Ok(())
+        })
+    }
+
+    /// The ring size of a ring-hash policy: at least `min` points, and `min / 8` points for the
+    /// lightest endpoint (more points, better balance, more memory: 12 bytes each); at most
+    /// `max`; 1 ≤ min ≤ max ≤ 8,388,608.
+    pub fn ring_size(self, min: u64, max: u64) -> Result<Self, Error> {
+        if !(1..=ring::MAX_RING_SIZE).contains(&min) || !(min..=ring::MAX_RING_SIZE).contains(&max)
+        {
+            return Err(Error::InvalidConfig(format!(
+                "ring size: need 1 <= min <= max <= {}, got min {min}, max {max}",
+                ring::MAX_RING_SIZE
+            )));
+        }
+        self.map_hashing("ring_size", |h| match &mut h.table {
+            TableConfig::Ring { min: lo, max: hi } => {
+                (*lo, *hi) = (min, max);
+                Ok(())
+            }
+            TableConfig::Maglev { .. } => Err("ring_size applies to ring_hash, not maglev"),
+        })
+    }
+
+    /// The table size of a Maglev policy: a prime up to 16,777,259. Below 100 slots per
+    /// endpoint the table grows to the next prime above 100 × N by itself, which keeps balance
+    /// within about 1 %.
+    pub fn table_size(self, size: u64) -> Result<Self, Error> {
+        if !maglev::is_prime(size) || size > maglev::MAX_TABLE_SIZE {
+            return Err(Error::InvalidConfig(format!(
+                "maglev table size must be a prime up to {}, got {size}",
+                maglev::MAX_TABLE_SIZE
+            )));
+        }
+        self.map_hashing("table_size", |h| match &mut h.table {
+            TableConfig::Maglev { size: s } => {
+                *s = size;
+                Ok(())
+            }
+            TableConfig::Ring { .. } => Err("table_size applies to maglev, not ring_hash"),
+        })
+    }
+
+    /// For a hashing policy, how requests without a key are balanced (by default p2c over
+    /// PeakEWMA). A hashing `fallback` contributes its own fallback. For other policies this
+    /// replaces the policy.
+    pub fn fallback(mut self, fallback: Policy) -> Self {
+        self.kind = fallback.kind;
+        self
+    }
+
+    fn of(kind: Kind) -> Self {
+        Policy {
+            kind,
+            hashing: None,
+        }
+    }
+
+    fn hashing(key: HashKey, table: TableConfig) -> Self {
+        Policy {
+            kind: Policy::default().kind,
+            hashing: Some(Arc::new(Hashing {
+                key,
+                table,
+                bound: None,
+            })),
+        }
+    }
+
+    fn map_hashing(
+        mut self,
+        what: &str,
+        f: impl FnOnce(&mut Hashing) -> Result<(), &'static str>,
+    ) -> Result<Self, Error> {
+        let Some(hashing) = self.hashing.as_mut() else {
+            return Err(Error::InvalidConfig(format!(
+                "{what} applies to ring_hash and maglev policies only"
+            )));
+        };
+        f(Arc::make_mut(hashing)).map_err(|e| Error::InvalidConfig(e.into()))?;
+        Ok(self)
+    }
+
+    /// The policy's name, as the call spans and metrics show it: `p2c_peak_ewma`,
+    /// `p2c_in_flight`, `least_request` (k > 2), `least_loaded`, `pick_first`, `round_robin`,
+    /// `weighted_random`, `ring_hash` or
+    /// `maglev` (a hashing policy is named after its table, with or without bounded loads).
+    ///
+    /// ```
+    /// use tower_lb::{HashKey, Policy};
+    /// assert_eq!(Policy::default().name(), "p2c_peak_ewma");
+    /// assert_eq!(Policy::maglev(HashKey::path()).name(), "maglev");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match (&self.hashing, self.kind) {
+            (Some(h), _) => match h.table {
+                TableConfig::Ring { .. } => "ring_hash",
+                TableConfig::Maglev { .. } => "maglev",
+            },
+            (None, Kind::P2c(LoadMetric::PeakEwma(_))) => "p2c_peak_ewma",
+            (None, Kind::P2c(LoadMetric::InFlight)) => "p2c_in_flight",
+            (None, Kind::LeastRequest(_)) => "least_request",
+            (None, Kind::LeastLoaded) => "least_loaded",
+            (None, Kind::PickFirst { .. }) => "pick_first",
+            (None, Kind::RoundRobin) => "round_robin",
+            (None, Kind::WeightedRandom) => "weighted_random",
+        }
+    }
+
+    /// What every endpoint balanced by this policy is created with: the latency estimate it
+    /// starts from and, for bounded loads (the only policy that reads it), a new
+    /// balancer-wide count of calls in flight — other policies skip that shared counter.
+    pub(crate) fn endpoint_defaults(
+        &self,
+        max_in_flight: Option<u32>,
+        passive: Arc<Passive>,
+    ) -> EndpointDefaults {
+        let bounded = self.hashing.as_ref().is_some_and(|h| h.bound.is_some());
+        EndpointDefaults {
+            initial_rtt: self.peak_ewma().unwrap_or_default().initial_rtt(),
+            total_in_flight: bounded.then(|| Arc::new(AtomicU64::new(0))),
+            max_in_flight,
+            passive,
+        }
+    }
+
+    /// The hash of a request's key, for a hashing policy and a request that has the key.
+    #[inline]
+    pub(crate) fn request_hash<B>(&self, request: &http::Request<B>) -> Option<u64> {
+        self.hashing.as_ref()?.key.hash(request)
+    }
+
+    /// This policy for one new balancer: a shuffled pick-first draws its own salt, so
+    /// balancers built from one configuration spread over the endpoints.
+    pub(crate) fn for_balancer(mut self) -> Self {
+        if let Kind::PickFirst { salt: Some(_) } = self.kind {
+            self.kind = Kind::PickFirst {
+                salt: Some(random_salt()),
+            };
+        }
+        self
+    }
+
+    /// The PeakEWMA settings, if the policy tracks latency.
+    pub(crate) fn peak_ewma(&self) -> Option<PeakEwma> {
+        match self.kind {
+            Kind::P2c(LoadMetric::PeakEwma(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A random 64-bit number from the standard library's per-process random hash keys (which
+/// differ per call too), without an OS-randomness feature of `rand`.
+fn random_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ns());
+    h.finish()
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::p2c_peak_ewma(PeakEwma::default())
+    }
+}

@@ -1,0 +1,76 @@
+//! What a policy precomputes for one snapshot, on the control path, so the pick on the request
+//! path is O(1) or O(log n).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::config::{Kind, Policy};
+use super::consistent::Table;
+use super::{pick_first, round_robin, weighted_random};
+use crate::discover::Key;
+use crate::endpoint::ReadyEndpoint;
+
+/// What a policy precomputes for one snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(super) base: BasePlan,
+    /// The hash table, for a hashing policy.
+    pub(super) table: Option<Table>,
+    /// Sum of the ready weights, for bounded loads.
+    pub(super) weight_sum: u64,
+    /// Calls in flight on the whole balancer, for bounded loads.
+    pub(super) in_flight: Option<Arc<AtomicU64>>,
+}
+
+/// The precomputed state of the policy for requests without a hashed key.
+#[derive(Debug, Default)]
+pub(super) enum BasePlan {
+    #[default]
+    None,
+    Schedule(round_robin::Schedule),
+    Cumulative(weighted_random::Cumulative),
+    Order(pick_first::Order),
+}
+
+impl Plan {
+    /// Precomputes for the ready endpoints of a new snapshot (nothing, for p2c and
+    /// least-loaded, which read live load at pick time). `in_flight`: the balancer-wide
+    /// count, when the policy has bounded loads. `stay_on`: for pick-first, the endpoint the
+    /// previous snapshot sent calls to (see [`first`](Self::first)).
+    pub(crate) fn build<T>(
+        policy: &Policy,
+        ready: &[ReadyEndpoint<T>],
+        in_flight: Option<Arc<AtomicU64>>,
+        stay_on: Option<&Key>,
+    ) -> Self {
+        let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
+        let base = match policy.kind {
+            Kind::RoundRobin => BasePlan::Schedule(round_robin::Schedule::build(&weights())),
+            Kind::WeightedRandom => {
+                BasePlan::Cumulative(weighted_random::Cumulative::build(&weights()))
+            }
+            Kind::PickFirst { salt } => {
+                BasePlan::Order(pick_first::Order::build(ready, salt, stay_on))
+            }
+            Kind::P2c(_) | Kind::LeastRequest(_) | Kind::LeastLoaded => BasePlan::None,
+        };
+        Plan {
+            base,
+            table: policy
+                .hashing
+                .as_ref()
+                .map(|h| Table::build(h.table, ready)),
+            weight_sum: ready.iter().map(|e| u64::from(e.weight)).sum(),
+            in_flight,
+        }
+    }
+
+    /// For pick-first, the key of the endpoint calls go to first (the next snapshot's
+    /// `stay_on`); `None` for other policies.
+    pub(crate) fn first<'a, T>(&self, ready: &'a [ReadyEndpoint<T>]) -> Option<&'a Key> {
+        match &self.base {
+            BasePlan::Order(order) => order.first(ready),
+            _ => None,
+        }
+    }
+}
