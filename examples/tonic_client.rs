@@ -87,15 +87,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let client = EchoClient::new(balancer);
     check("builder form:", &spread(client).await?)?;
 
-    // 2. The Tower layer form, for a stack built with ServiceBuilder (add your own layers —
-    //    timeouts, metrics, auth — around or under it). The connector dials each endpoint.
+    // 2. The Tower layer form, for a stack built with ServiceBuilder: the balancer layer goes
+    //    above a connector, which dials each endpoint; your own layers (metrics, auth, rate
+    //    limits) go around the balancer. `try_layer` checks the configuration now.
     let balancer = ServiceBuilder::new()
-        .layer(Balancer::builder().layer(discover::fixed(endpoints.clone())))
+        .layer(Balancer::builder().try_layer(discover::fixed(endpoints.clone()))?)
         .service(Http2Connector::<tonic::body::Body>::new());
     check("layer form:  ", &spread(EchoClient::new(balancer)).await?)?;
 
-    // 3. A per-call deadline. Backend `a` now takes 2 s per call; the 200 ms deadline travels
-    //    as grpc-timeout and the call ends with the server's deadline status, not after 2 s.
+    // 3. A per-call deadline. Backend `a` now takes 2 s per call; the balancer ends the call
+    //    at its 200 ms deadline with DEADLINE_EXCEEDED and resets the stream (the deadline also
+    //    travels as grpc-timeout, so the server knows it too).
     //    (A balancer over `a` alone, so that the call surely goes there: p2c over PeakEWMA
     //    would rightly avoid a slow backend.)
     servers[0].set_delay(Duration::from_secs(2));
@@ -105,12 +107,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .unary(request(Duration::from_millis(200)))
         .await;
     match result {
-        Err(status) => println!(
+        Err(status) if status.code() == tonic::Code::DeadlineExceeded => println!(
             "deadline 200ms on a call to a backend that takes 2 s: {:?} after {:?}: {}",
             status.code(),
             started.elapsed(),
             status.message()
         ),
+        Err(status) => return Err(format!("expected DEADLINE_EXCEEDED, got {status:?}").into()),
         Ok(_) => return Err("the call to the 2 s backend beat its 200 ms deadline".into()),
     }
 

@@ -20,7 +20,16 @@ use crate::ready_set::{CallConfig, Shared};
 use crate::registry::{OnAllUnreachable, Registry};
 use crate::retry_budget::RetryBudget;
 use crate::time::Backoff;
-use crate::transport::{Connector, Http2Connector};
+use crate::transport::{Connector, Http2Connector, Http2Settings};
+
+/// The runtime the caller runs in, where a balancer's control task goes.
+pub(crate) fn current_runtime() -> Result<tokio::runtime::Handle, Error> {
+    tokio::runtime::Handle::try_current().map_err(|_| {
+        Error::InvalidConfig(
+            "a balancer must be built inside a tokio runtime (its control task runs there)".into(),
+        )
+    })
+}
 
 // Here, not in `balancer`: the request path does not import the builder that assembles it.
 impl Balancer {
@@ -52,6 +61,7 @@ impl Balancer {
 /// |---|---|---|
 /// | [`policy`](Self::policy) | p2c over PeakEWMA (30 ms, 10 s) | how an endpoint is picked |
 /// | [`ready_timeout`](Self::ready_timeout) | 1 s | how long a call waits for a ready endpoint before `UNAVAILABLE` (0: fail at once); a shorter `grpc-timeout` on the call wins |
+/// | [`timeout`](Self::timeout) | none | the deadline of calls without a shorter `grpc-timeout`; `DEADLINE_EXCEEDED` when it passes |
 /// | [`unsent_retries`](Self::unsent_retries) | 3 | how often a request handed back unsent by a connection is re-picked |
 /// | [`retry_budget`](Self::retry_budget) | 20 % of calls + 10/s over 10 s | how many such re-picks the whole balancer may make |
 /// | [`limits`](Self::limits) | 10 000 endpoints, 1 024 waiting calls, 32 connection attempts at once | resource bounds, each with a clear error when reached |
@@ -61,6 +71,8 @@ impl Balancer {
 /// | `health_check` (feature `health`) | off | grpc.health.v1 `Watch` / `Check` per endpoint |
 /// | [`slow_start`](Self::slow_start) | off | ramp a (re)joining endpoint's weight |
 /// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
+/// | [`connect_timeout`](Self::connect_timeout), [`keep_alive`](Self::keep_alive), [`tcp_keepalive`](Self::tcp_keepalive), windows, frame and header sizes | tonic's `Endpoint` defaults (5 s; PING every 20 s, 10 s timeout, also idle; `TCP_NODELAY`) | the HTTP/2 connections `build()` makes, see [`Http2Connector`] |
+/// | [`authority`](Self::authority), [`user_agent`](Self::user_agent) | the caller's, else the endpoint's address; `tower-lb/{version}` | what every request carries |
 /// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
 /// | `metrics` (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
 /// | `tls` (feature `tls`) | off (plaintext HTTP/2) | TLS or mTLS to every endpoint, see [`crate::tls`] |
@@ -78,12 +90,15 @@ impl Balancer {
 pub struct Builder {
     policy: Policy,
     ready_timeout: Duration,
+    timeout: Option<Duration>,
     unsent_retries: u32,
     retry_budget: RetryBudget,
     limits: Limits,
     backoff: Backoff,
     health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
+    /// The settings of the connector `build()` makes.
+    connection: Http2Settings,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
     #[cfg(feature = "tls")]
@@ -95,12 +110,14 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("policy", &self.policy)
             .field("ready_timeout", &self.ready_timeout)
+            .field("timeout", &self.timeout)
             .field("unsent_retries", &self.unsent_retries)
             .field("retry_budget", &self.retry_budget)
             .field("limits", &self.limits)
             .field("backoff", &self.backoff)
             .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
+            .field("connection", &self.connection)
             .finish_non_exhaustive()
     }
 }
@@ -110,12 +127,14 @@ impl Default for Builder {
         Builder {
             policy: Policy::default(),
             ready_timeout: Duration::from_secs(1),
+            timeout: None,
             unsent_retries: 3,
             retry_budget: RetryBudget::default(),
             limits: Limits::default(),
             backoff: Backoff::default(),
             health: HealthConfig::default(),
             on_all_unreachable: None,
+            connection: Http2Settings::default(),
             #[cfg(feature = "metrics")]
             metrics: None,
             #[cfg(feature = "tls")]
@@ -134,6 +153,30 @@ impl Builder {
     /// How long a call waits for a ready endpoint (zero: fail at once when none is ready).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// The deadline of every call that has no shorter `grpc-timeout` of its own (default: none;
+    /// tonic's `Endpoint::timeout`). The request then carries it as its `grpc-timeout`, so the
+    /// server sees the deadline the client enforces.
+    ///
+    /// A call's deadline — this, or its own `grpc-timeout` (`tonic::Request::set_timeout`),
+    /// whichever is shorter — covers the whole call: the wait for a ready endpoint, re-picks,
+    /// the response headers, and the response body (every message of a stream, and the
+    /// trailers). When it passes, the call ends with `DEADLINE_EXCEEDED`
+    /// ([`Error::DeadlineExceeded`]), the endpoint's load is released, the HTTP/2 stream is
+    /// reset so the server sees the cancellation, and the call counts as a timeout for
+    /// [`failures`](Self::failures) (a failure by default). tonic's own `Channel` reports
+    /// `CANCELLED` ("Timeout expired") for the same event; gRPC specifies `DEADLINE_EXCEEDED`
+    /// for a deadline the client enforces, as grpc-go and grpc-java report it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_lb::Balancer;
+    /// let builder = Balancer::builder().timeout(Duration::from_secs(2));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 
@@ -257,6 +300,114 @@ impl Builder {
         self
     }
 
+    /// Connect timeout of each connection attempt (default 5 s); see
+    /// [`Http2Connector::connect_timeout`]. Like every connection setting, it applies to
+    /// [`build`](Self::build) (and the connect timeout also to [`build_tcp`](Self::build_tcp));
+    /// `build_with` and `layer` take a connector made elsewhere and refuse a builder with
+    /// connection settings, rather than ignore them.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connection.connect_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 keep-alive PING interval (`None`: no pings) and timeout (defaults 20 s, 10 s);
+    /// see [`Http2Connector::keep_alive`].
+    pub fn keep_alive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
+        self.connection.keep_alive_interval = interval;
+        self.connection.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Keep-alive PINGs on idle connections too (default on); see
+    /// [`Http2Connector::keep_alive_while_idle`].
+    pub fn keep_alive_while_idle(mut self, enabled: bool) -> Self {
+        self.connection.keep_alive_while_idle = enabled;
+        self
+    }
+
+    /// `TCP_NODELAY` (default on); see [`Http2Connector::tcp_nodelay`].
+    pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
+        self.connection.tcp_nodelay = enabled;
+        self
+    }
+
+    /// TCP keep-alive after this long idle (default off); see
+    /// [`Http2Connector::tcp_keepalive`].
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.connection.tcp_keepalive = idle;
+        self
+    }
+
+    /// Time between TCP keep-alive probes; see [`Http2Connector::tcp_keepalive_interval`].
+    pub fn tcp_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.connection.tcp_keepalive_interval = interval;
+        self
+    }
+
+    /// Unanswered TCP keep-alive probes before the connection drops; see
+    /// [`Http2Connector::tcp_keepalive_retries`].
+    pub fn tcp_keepalive_retries(mut self, retries: Option<u32>) -> Self {
+        self.connection.tcp_keepalive_retries = retries;
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT` (Linux, Android); see [`Http2Connector::tcp_user_timeout`].
+    pub fn tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connection.tcp_user_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 initial stream window; see [`Http2Connector::initial_stream_window_size`].
+    pub fn initial_stream_window_size(mut self, size: Option<u32>) -> Self {
+        self.connection.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2 initial connection window; see
+    /// [`Http2Connector::initial_connection_window_size`].
+    pub fn initial_connection_window_size(mut self, size: Option<u32>) -> Self {
+        self.connection.initial_connection_window_size = size;
+        self
+    }
+
+    /// HTTP/2 adaptive flow-control windows (default off); see
+    /// [`Http2Connector::adaptive_window`].
+    pub fn adaptive_window(mut self, enabled: bool) -> Self {
+        self.connection.adaptive_window = enabled;
+        self
+    }
+
+    /// HTTP/2 largest frame accepted; see [`Http2Connector::max_frame_size`].
+    pub fn max_frame_size(mut self, size: Option<u32>) -> Self {
+        self.connection.max_frame_size = size;
+        self
+    }
+
+    /// HTTP/2 largest header list accepted; see [`Http2Connector::max_header_list_size`].
+    pub fn max_header_list_size(mut self, size: Option<u32>) -> Self {
+        self.connection.max_header_list_size = size;
+        self
+    }
+
+    /// The `:authority` of every request, over the caller's and the endpoint's; see
+    /// [`Http2Connector::authority`]. A value that is not an authority fails `build()`.
+    ///
+    /// ```
+    /// use tower_lb::Balancer;
+    /// let builder = Balancer::builder().authority("echo.internal:50051");
+    /// ```
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.connection.authority = Some(authority.into());
+        self
+    }
+
+    /// Names the client in the `user-agent` of requests that carry none; see
+    /// [`Http2Connector::user_agent`]. A value that is not a header value fails `build()`.
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.connection.user_agent = Some(agent.into());
+        self
+    }
+
     /// Exports the balancer's state through the `metrics` facade (feature `metrics`; off
     /// until set). See [`metrics`](crate::metrics) for what is exported.
     #[cfg(feature = "metrics")]
@@ -292,15 +443,14 @@ impl Builder {
     ///
     /// Must be called inside a tokio runtime (the control task is spawned on it); otherwise
     /// returns [`Error::InvalidConfig`].
-    pub fn build<D, E>(
-        #[cfg_attr(not(feature = "tls"), allow(unused_mut))] mut self,
-        discovery: D,
-    ) -> Result<Balancer, Error>
+    pub fn build<D, E>(mut self, discovery: D) -> Result<Balancer, Error>
     where
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let connector = Http2Connector::new();
+        self.connection.validate()?;
+        let connection = std::mem::take(&mut self.connection);
+        let connector = Http2Connector::with_settings(connection);
         #[cfg(feature = "tls")]
         let connector = match self.tls.take() {
             Some(tls) => connector.tls(tls),
@@ -321,14 +471,24 @@ impl Builder {
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        let runtime = current_runtime()?;
+        self.build_on(&runtime, connector, discovery)
+    }
+
+    /// [`build_with`](Self::build_with) with the control task spawned on `runtime`.
+    pub(crate) fn build_on<C, D, E>(
+        self,
+        runtime: &tokio::runtime::Handle,
+        connector: C,
+        discovery: D,
+    ) -> Result<Balancer<C::Channel>, Error>
+    where
+        C: Connector,
+        D: Stream<Item = Result<Change, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
         self.validate::<C::Channel>()?;
         let policy = self.policy.clone().for_balancer();
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::InvalidConfig(
-                "a balancer must be built inside a tokio runtime (its control task runs there)"
-                    .into(),
-            )
-        })?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::new(
             CallConfig {
@@ -350,7 +510,7 @@ impl Builder {
         runtime.spawn(registry.run(inbox, discovery, Arc::downgrade(&shared), stop_rx));
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &self.metrics {
-            metrics.spawn(&runtime, Arc::downgrade(&shared));
+            metrics.spawn(runtime, Arc::downgrade(&shared));
         }
         Ok(Balancer::from_shared(shared))
     }
@@ -363,8 +523,21 @@ impl Builder {
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let connect_timeout = crate::transport::DEFAULT_CONNECT_TIMEOUT;
-        let inner = self.build_with(TcpProbe { connect_timeout }, discovery)?;
+        let connect_timeout = self.connection.connect_timeout;
+        let only_timeout = Http2Settings {
+            connect_timeout,
+            ..Http2Settings::default()
+        };
+        if self.connection != only_timeout {
+            return Err(Error::InvalidConfig(
+                "build_tcp takes connect_timeout only of the connection settings; the others \
+                 are HTTP/2's"
+                    .into(),
+            ));
+        }
+        let mut builder = self;
+        builder.connection = Http2Settings::default();
+        let inner = builder.build_with(TcpProbe { connect_timeout }, discovery)?;
         Ok(TcpBalancer::new(inner, connect_timeout))
     }
 
@@ -382,6 +555,26 @@ impl Builder {
     /// Refuses settings that cannot work together, before anything starts.
     #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
     fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
+        self.validate_for_any_connector()?;
+        #[cfg(feature = "health")]
+        if self.health.check.is_some() && !crate::registry::health_check_supported::<T>() {
+            return Err(Error::InvalidConfig(
+                "health checks need a channel whose request body is tonic::body::Body".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What [`validate`](Self::validate) checks, but for the connector's channel type.
+    pub(crate) fn validate_for_any_connector(&self) -> Result<(), Error> {
+        if self.connection != Http2Settings::default() {
+            return Err(Error::InvalidConfig(
+                "connection settings (connect_timeout, keep-alive, windows, authority, user \
+                 agent, ...) apply to build() only; this connector was made elsewhere: set \
+                 them on it (Http2Connector has the same settings)"
+                    .into(),
+            ));
+        }
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return Err(Error::InvalidConfig(
@@ -413,12 +606,6 @@ impl Builder {
                 "panic threshold must be within 0..=1 (a share of endpoints), got {t}"
             )));
         }
-        #[cfg(feature = "health")]
-        if self.health.check.is_some() && !crate::registry::health_check_supported::<T>() {
-            return Err(Error::InvalidConfig(
-                "health checks need a channel whose request body is tonic::body::Body".into(),
-            ));
-        }
         Ok(())
     }
 
@@ -426,6 +613,7 @@ impl Builder {
         CallConfig {
             policy: self.policy.clone(),
             ready_timeout: self.ready_timeout,
+            timeout: self.timeout,
             max_unsent_retries: self.unsent_retries,
             max_waiting_calls: self.limits.max_waiting_calls,
         }

@@ -52,10 +52,60 @@ pub enum Error {
         /// Why nothing was ready when the call arrived.
         why: Unready,
     },
+    /// The call's deadline (its `grpc-timeout`, or the builder's default
+    /// [`timeout`](crate::Builder::timeout)) passed before the call completed;
+    /// `DEADLINE_EXCEEDED`. The endpoint's load was released and its HTTP/2 stream, if one
+    /// was open, reset, so the server sees the cancellation.
+    DeadlineExceeded {
+        /// The request path.
+        path: String,
+        /// The call's timeout.
+        timeout: Duration,
+        /// What the call was waiting for when the deadline passed.
+        during: CallStage,
+    },
+    /// [`Balancer::wait_ready`](crate::Balancer::wait_ready) gave up: fewer endpoints than
+    /// wanted were ready in time.
+    NotReady {
+        /// How many ready endpoints were wanted.
+        wanted: usize,
+        /// How many were ready.
+        ready: usize,
+        /// How long it waited.
+        waited: Duration,
+        /// What the endpoint set looked like.
+        why: Unready,
+    },
     /// An endpoint specification was refused (bad address, zero weight, ...).
     InvalidEndpoint(String),
     /// A configuration value was refused.
     InvalidConfig(String),
+}
+
+/// Where a call stood when its deadline passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallStage {
+    /// Before it was sent: its timeout was zero.
+    Dispatch,
+    /// Waiting for a ready endpoint; why none was ready.
+    Endpoint(Unready),
+    /// Sent to this endpoint, waiting for the response headers.
+    Headers(std::net::SocketAddr),
+    /// Reading the response body (a stream's messages, or a unary call's one message and
+    /// its trailers).
+    Body,
+}
+
+impl fmt::Display for CallStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallStage::Dispatch => f.write_str("before it was sent (a timeout of zero)"),
+            CallStage::Endpoint(why) => write!(f, "waiting for a ready endpoint ({why})"),
+            CallStage::Headers(addr) => write!(f, "waiting for the response from {addr}"),
+            CallStage::Body => f.write_str("reading the response body"),
+        }
+    }
 }
 
 /// The state of the endpoint set when no endpoint could take a call.
@@ -155,6 +205,23 @@ impl fmt::Display for Error {
                 f,
                 "tower-lb: {path} refused: {limit} calls already wait for a ready endpoint (the max_waiting_calls limit); {why}"
             ),
+            Error::DeadlineExceeded {
+                path,
+                timeout,
+                during,
+            } => write!(
+                f,
+                "tower-lb: deadline of {timeout:?} for {path} exceeded {during}"
+            ),
+            Error::NotReady {
+                wanted,
+                ready,
+                waited,
+                why,
+            } => write!(
+                f,
+                "tower-lb: {ready} endpoint(s) ready after waiting {waited:?}, {wanted} wanted; {why}"
+            ),
             Error::InvalidEndpoint(why) => write!(f, "tower-lb: invalid endpoint: {why}"),
             Error::InvalidConfig(why) => write!(f, "tower-lb: invalid configuration: {why}"),
         }
@@ -178,9 +245,11 @@ impl Error {
     pub fn code(&self) -> tonic::Code {
         match self {
             Error::NoReadyEndpoint { .. }
+            | Error::NotReady { .. }
             | Error::NotSent { .. }
             | Error::RetryBudgetExhausted { .. } => tonic::Code::Unavailable,
             Error::TooManyWaiting { .. } => tonic::Code::ResourceExhausted,
+            Error::DeadlineExceeded { .. } => tonic::Code::DeadlineExceeded,
             Error::InvalidEndpoint(_) | Error::InvalidConfig(_) => tonic::Code::InvalidArgument,
         }
     }

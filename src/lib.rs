@@ -171,7 +171,7 @@ pub mod transport;
 pub use balancer::{Balancer, CallResult, ResponseBody, ResponseFuture};
 pub use builder::Builder;
 pub use endpoint::{ConnectionState, PeakEwma};
-pub use error::{BoxError, Error, Unready};
+pub use error::{BoxError, CallStage, Error, Unready};
 pub use layer::BalanceLayer;
 pub use layer4::{BalancedStream, TcpBalancer};
 pub use limits::Limits;

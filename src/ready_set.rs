@@ -75,6 +75,8 @@ impl<T: Channel> ReadySet<T> {
 pub(crate) struct CallConfig {
     pub(crate) policy: Policy,
     pub(crate) ready_timeout: Duration,
+    /// The deadline of a call without a shorter `grpc-timeout` of its own.
+    pub(crate) timeout: Option<Duration>,
     pub(crate) max_unsent_retries: u32,
     pub(crate) max_waiting_calls: usize,
 }

@@ -33,22 +33,24 @@ pub(crate) struct Attempts<T> {
 }
 
 impl<T: Channel> Attempts<T> {
-    /// A call that may wait `wait` for a ready endpoint from now; `hash` is its key's hash,
-    /// `seed` its clone's draw for the random choices.
+    /// A call that may wait `wait` for a ready endpoint from now, and not past `until` (its
+    /// own deadline); `hash` is its key's hash, `seed` its clone's draw for the random choices.
     pub(crate) fn new(
         shared: Arc<Shared<T>>,
         hash: Option<u64>,
         seed: u64,
         wait: Duration,
+        until: Option<Instant>,
     ) -> Self {
         let began = Instant::now();
+        let waited = began.checked_add(wait).unwrap_or_else(far_future);
         Attempts {
             shared,
             hash,
             state: PickState::new(seed),
             avoid: None,
             refused: 0,
-            deadline: began.checked_add(wait).unwrap_or_else(far_future),
+            deadline: until.map_or(waited, |until| until.min(waited)),
             began,
         }
     }

@@ -4,18 +4,24 @@
 //! hold beside it; no allocation of ours. Two rare cases move to a boxed slow path: no endpoint
 //! was ready at dispatch (wait for the next snapshot, up to the ready timeout), or the
 //! connection handed the request back unsent (pick again, a bounded number of times).
+//!
+//! A call with a deadline carries it (see `deadline.rs`) through both paths and into the
+//! response body: at the deadline the call ends with `DEADLINE_EXCEEDED` wherever it is.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use super::attempts::Attempts;
+use tokio::time::Instant;
+
+use super::attempts::{Attempts, Stopped};
 use super::body::ResponseBody;
+use super::deadline::Deadline;
+use super::pick::{NotPicked, fresh_seed};
 use crate::endpoint::{EndpointState, InFlight};
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, CallStage, Error};
 use crate::ready_set::Shared;
-use crate::time::grpc_timeout;
 use crate::transport::{Channel, SendError};
 
 /// What a balanced call resolves to.
@@ -49,7 +55,7 @@ pin_project_lite::pin_project! {
             in_flight: Option<InFlight>,
             // The balancer clone's own handle (see `Balancer::shared`).
             shared: Option<Handle<T>>,
-            seed: u64,
+            deadline: Option<Deadline>,
         },
         Slow { future: SlowFuture<T> },
     }
@@ -61,7 +67,7 @@ impl<T: Channel> ResponseFuture<T> {
         future: T::Future,
         in_flight: InFlight,
         shared: Handle<T>,
-        seed: u64,
+        deadline: Option<Deadline>,
         span: tracing::Span,
     ) -> Self {
         ResponseFuture {
@@ -69,7 +75,7 @@ impl<T: Channel> ResponseFuture<T> {
                 future,
                 in_flight: Some(in_flight),
                 shared: Some(shared),
-                seed,
+                deadline,
             },
             span,
         }
@@ -80,11 +86,32 @@ impl<T: Channel> ResponseFuture<T> {
         shared: Arc<Shared<T>>,
         request: http::Request<T::RequestBody>,
         seed: u64,
+        deadline: Option<Deadline>,
         span: tracing::Span,
     ) -> Self {
-        let future = Box::pin(slow_call(shared, request, None, seed, span.clone()));
+        let future = Box::pin(slow_call(
+            shared,
+            request,
+            None,
+            seed,
+            deadline,
+            span.clone(),
+        ));
         ResponseFuture {
             state: State::Slow { future },
+            span,
+        }
+    }
+}
+
+impl<T: Channel> ResponseFuture<T> {
+    /// A call that fails before it is sent (a deadline already passed).
+    #[cold]
+    pub(crate) fn failed(error: BoxError, span: tracing::Span) -> Self {
+        ResponseFuture {
+            state: State::Slow {
+                future: Box::pin(std::future::ready(Err(error))),
+            },
             span,
         }
     }
@@ -127,12 +154,29 @@ impl<T: Channel> Future for ResponseFuture<T> {
                     future,
                     in_flight,
                     shared,
-                    seed,
+                    deadline,
                 } => {
-                    let result = ready!(future.poll(cx));
+                    let result = match future.poll(cx) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => {
+                            ready!(poll_deadline(deadline, cx));
+                            // The deadline passed first: release the endpoint; dropping this
+                            // future with the endpoint's resets the stream.
+                            let mut hold = in_flight.take();
+                            let addr = hold.as_ref().map(|h| h.endpoint().addr);
+                            if let Some(h) = hold.as_mut() {
+                                h.on_timeout();
+                            }
+                            let stage = addr.map_or(CallStage::Body, CallStage::Headers);
+                            let error = deadline.as_ref().map(|d| d.exceeded_boxed(stage));
+                            return Poll::Ready(Err(error.unwrap_or_else(|| "deadline".into())));
+                        }
+                    };
                     let mut hold = in_flight.take();
                     match result {
-                        Ok(response) => return Poll::Ready(Ok(wrap(response, hold))),
+                        Ok(response) => {
+                            return Poll::Ready(Ok(wrap(response, hold, deadline.take())));
+                        }
                         Err(SendError::Failed(e)) => {
                             if let Some(h) = hold.as_mut() {
                                 h.on_error();
@@ -147,7 +191,15 @@ impl<T: Channel> Future for ResponseFuture<T> {
                             };
                             let shared = Arc::clone(&*handle);
                             let span = this.span.clone();
-                            let future = Box::pin(slow_call(shared, request, hold, *seed, span));
+                            let deadline = deadline.take();
+                            let future = Box::pin(slow_call(
+                                shared,
+                                request,
+                                hold,
+                                fresh_seed(),
+                                deadline,
+                                span,
+                            ));
                             state.set(State::Slow { future });
                         }
                     }
@@ -158,35 +210,43 @@ impl<T: Channel> Future for ResponseFuture<T> {
     }
 }
 
+/// Ready once the call's deadline (if it has one) has passed.
 #[inline]
-fn wrap<B>(response: http::Response<B>, hold: Option<InFlight>) -> http::Response<ResponseBody<B>> {
-    let (parts, body) = response.into_parts();
-    let body = match hold {
-        Some(mut hold) => {
-            hold.on_headers(parts.status, &parts.headers);
-            ResponseBody::new(body, Some(hold))
-        }
-        None => ResponseBody::new(body, None),
-    };
-    http::Response::from_parts(parts, body)
+fn poll_deadline(deadline: &mut Option<Deadline>, cx: &mut Context<'_>) -> Poll<()> {
+    match deadline.as_mut().map(|d| d.poll_expired(cx)) {
+        Some(true) => Poll::Ready(()),
+        _ => Poll::Pending,
+    }
 }
 
-/// The slow path: wait for a ready endpoint until the ready timeout (or the call's own
-/// `grpc-timeout`, if shorter), and re-pick after a request comes back unsent, as far as the
-/// retry budget allows. `refused`: the hold of a first attempt whose request came back unsent.
+#[inline]
+fn wrap<B>(
+    response: http::Response<B>,
+    mut hold: Option<InFlight>,
+    deadline: Option<Deadline>,
+) -> http::Response<ResponseBody<B>> {
+    let (parts, body) = response.into_parts();
+    if let Some(hold) = hold.as_mut() {
+        hold.on_headers(parts.status, &parts.headers);
+    }
+    http::Response::from_parts(parts, ResponseBody::new(body, hold, deadline))
+}
+
+/// The slow path: wait for a ready endpoint until the ready timeout (or the call's deadline,
+/// if sooner), and re-pick after a request comes back unsent, as far as the retry budget
+/// allows. `refused`: the hold of a first attempt whose request came back unsent.
 async fn slow_call<T: Channel>(
     shared: Arc<Shared<T>>,
     mut request: http::Request<T::RequestBody>,
     refused: Option<InFlight>,
     seed: u64,
+    mut deadline: Option<Deadline>,
     span: tracing::Span,
 ) -> CallResult<T> {
-    let wait = match grpc_timeout(request.headers()) {
-        Some(t) => t.min(shared.config.ready_timeout),
-        None => shared.config.ready_timeout,
-    };
+    let wait = shared.config.ready_timeout;
     let hash = shared.config.policy.request_hash(&request);
-    let mut attempts = Attempts::new(shared, hash, seed, wait);
+    let until = deadline.as_ref().map(Deadline::instant);
+    let mut attempts = Attempts::new(shared, hash, seed, wait, until);
     if let Some(hold) = refused
         && let Err(n) = attempts.refused(hold)
     {
@@ -195,15 +255,30 @@ async fn slow_call<T: Channel>(
     loop {
         let (mut channel, mut hold) = match attempts.next().await {
             Ok(picked) => picked,
-            Err(stopped) => {
-                return Err(stopped.into_error(request.uri().path().to_owned()).boxed());
-            }
+            Err(stopped) => return Err(stopped_error(stopped, &deadline, request.uri().path())),
         };
-        hold.note_deadline(request.headers());
+        if let Some(d) = &deadline {
+            hold.note_deadline(d.timeout());
+        }
         record_endpoint(&span, hold.endpoint());
         span.record("attempt", attempts.attempt());
-        match channel.send(request).await {
-            Ok(response) => return Ok(wrap(response, Some(hold))),
+        let sent = match deadline.as_mut() {
+            None => Some(channel.send(request).await),
+            Some(d) => {
+                tokio::select! {
+                    biased;
+                    sent = channel.send(request) => Some(sent),
+                    () = d.expired() => None,
+                }
+            }
+        };
+        let Some(sent) = sent else {
+            hold.on_timeout();
+            let stage = CallStage::Headers(hold.endpoint().addr);
+            return Err(deadline.map_or_else(|| "deadline".into(), |d| d.exceeded_boxed(stage)));
+        };
+        match sent {
+            Ok(response) => return Ok(wrap(response, Some(hold), deadline)),
             Err(SendError::Failed(e)) => {
                 hold.on_error();
                 return Err(e);
@@ -219,6 +294,22 @@ async fn slow_call<T: Channel>(
                 request = back;
             }
         }
+    }
+}
+
+/// The error of a call that stopped looking for an endpoint: `DEADLINE_EXCEEDED` when its own
+/// deadline ended the wait, else what the attempts say.
+#[cold]
+fn stopped_error(stopped: Stopped, deadline: &Option<Deadline>, path: &str) -> BoxError {
+    match (stopped, deadline) {
+        (
+            Stopped::NotPicked {
+                why: NotPicked::Unready(why),
+                ..
+            },
+            Some(d),
+        ) if Instant::now() >= d.instant() => d.exceeded_boxed(CallStage::Endpoint(why)),
+        (stopped, _) => stopped.into_error(path.to_owned()).boxed(),
     }
 }
 

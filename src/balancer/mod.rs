@@ -8,13 +8,15 @@
 //!   the retry budget, give up after `unsent_retries` — used here and by the layer 4 balancer;
 //! * `pick.rs`: the pick (snapshot → policy → gate → in-flight hold) and the bounded wait for
 //!   a ready endpoint when the snapshot has none;
-//! * `body.rs`: [`ResponseBody`], which holds the call's load until the body ends.
+//! * `body.rs`: [`ResponseBody`], which holds the call's load until the body ends;
+//! * `deadline.rs`: a call's deadline, from its `grpc-timeout` or the default timeout.
 //!
 //! Imports run one way: each file uses only those below it in this list, and the path meets
 //! the control task only in the ready set.
 
 mod attempts;
 mod body;
+mod deadline;
 mod future;
 mod pick;
 mod service;

@@ -2,6 +2,7 @@
 //! the snapshot has none to give.
 
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use rand::RngCore;
 use rand::rngs::SmallRng;
@@ -11,6 +12,7 @@ use crate::endpoint::{EndpointState, Entry, InFlight, ReadyEndpoint};
 use crate::error::{Error, Unready};
 use crate::policy::{Call, PickState, Policy};
 use crate::ready_set::{ReadySet, Shared};
+use crate::time::now_ns;
 use crate::transport::Channel;
 
 /// Picks an endpoint from the snapshot and counts the call on it: its channel, and the call's
@@ -121,4 +123,13 @@ fn refusing<T: Channel>(ready: &[ReadyEndpoint<T>]) -> Option<Unready> {
         at_capacity,
         shut,
     })
+}
+
+/// A distinct RNG seed per clone without a system call: a global counter through SplitMix64.
+pub(crate) fn fresh_seed() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut z = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed) ^ now_ns();
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }

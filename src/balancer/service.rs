@@ -2,22 +2,24 @@
 //! snapshot and sends; everything rarer is in the response future.
 
 use std::fmt;
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use rand::{RngCore, rngs::SmallRng};
+use tokio::time::Instant;
 use tower::Service;
 
 use super::body::ResponseBody;
+use super::deadline::Deadline;
 use super::future::{Handle, ResponseFuture, call_span};
-use super::pick::pick;
-use crate::error::BoxError;
+use super::pick::{fresh_seed, pick};
+use crate::error::{BoxError, CallStage, Error};
 use crate::policy::{Call, PickState};
 use crate::ready_set::Shared;
 use crate::retry_budget::DEPOSIT_BATCH;
 use crate::status::{EndpointStatus, Snapshot};
-use crate::time::now_ns;
 use crate::transport::{Channel, Http2Channel};
 
 /// A client-side load balancer for HTTP/2 and gRPC calls.
@@ -99,6 +101,54 @@ impl<T: Channel> Balancer<T> {
         Snapshot::of(&self.shared)
     }
 
+    /// Waits until at least `at_least` endpoints can take calls, for at most `within`; returns
+    /// how many can. For start-up code and tests: a balancer starts with nothing ready (its
+    /// control task connects in the background), so a call made at once waits up to the
+    /// [ready timeout](crate::Builder::ready_timeout) — or, with a ready timeout of zero,
+    /// fails. Fails with [`Error::NotReady`] saying what the endpoint set looked like.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), tower_lb::Error> {
+    /// use std::time::Duration;
+    /// use tower_lb::{Balancer, discover};
+    /// let endpoints = vec!["127.0.0.1:50051".parse::<discover::Endpoint>()?];
+    /// let balancer = Balancer::builder().build(discover::fixed(endpoints))?;
+    /// balancer.wait_ready(1, Duration::from_secs(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_ready(&self, at_least: usize, within: Duration) -> Result<usize, Error> {
+        let began = Instant::now();
+        let deadline = began.checked_add(within);
+        loop {
+            // Registered before the look, so a set published in between still wakes us.
+            let mut changed = pin!(self.shared.changed.notified());
+            changed.as_mut().enable();
+            let set = self.shared.set.load();
+            let ready = set.ready.len();
+            if ready >= at_least {
+                return Ok(ready);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::NotReady {
+                    wanted: at_least,
+                    ready,
+                    waited: began.elapsed(),
+                    why: set.why.clone(),
+                });
+            }
+            drop(set);
+            match deadline {
+                Some(d) => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(d) => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
     /// How many endpoints can take calls right now.
     pub fn ready_len(&self) -> usize {
         self.shared.set.load().ready.len()
@@ -141,9 +191,13 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
     }
 
     #[inline]
-    fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<T::RequestBody>) -> Self::Future {
         self.count_call();
-        let seed = self.pick.rng.next_u64();
+        let deadline = Deadline::of(&mut request, self.shared.config.timeout);
+        if let Some(d) = deadline.as_ref().filter(|d| d.passed_at_once()) {
+            let error = d.exceeded_boxed(CallStage::Dispatch);
+            return ResponseFuture::failed(error, tracing::Span::none());
+        }
         let policy = &self.shared.config.policy;
         let call = Call::new(policy, policy.request_hash(&request), None);
         let picked = pick(&self.shared.set.load(), policy, call, &mut self.pick);
@@ -151,26 +205,22 @@ impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
         match picked {
             Some((mut channel, mut in_flight)) => {
                 let span = call_span(policy, Some(in_flight.endpoint()));
-                in_flight.note_deadline(request.headers());
+                if let Some(d) = &deadline {
+                    in_flight.note_deadline(d.timeout());
+                }
                 let future = {
                     let _entered = span.enter();
                     channel.send(request)
                 };
-                ResponseFuture::sending(future, in_flight, self.shared.clone(), seed, span)
+                let shared = self.shared.clone();
+                ResponseFuture::sending(future, in_flight, shared, deadline, span)
             }
             None => {
                 let span = call_span(policy, None);
-                ResponseFuture::waiting(Arc::clone(&*self.shared), request, seed, span)
+                let shared = Arc::clone(&*self.shared);
+                let seed = self.pick.rng.next_u64();
+                ResponseFuture::waiting(shared, request, seed, deadline, span)
             }
         }
     }
-}
-
-/// A distinct RNG seed per clone without a system call: a global counter through SplitMix64.
-fn fresh_seed() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let mut z = COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed) ^ now_ns();
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

@@ -3,6 +3,7 @@
 //! health).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
 
@@ -10,7 +11,7 @@ use super::gate::Entry;
 use super::load::EwmaClock;
 use super::state::EndpointState;
 use crate::health::outcome::{self, Outcome};
-use crate::time::{grpc_timeout, now_ns};
+use crate::time::now_ns;
 
 /// Held by the response future, then by the response body.
 pub(crate) struct InFlight {
@@ -49,12 +50,11 @@ impl InFlight {
         &self.state
     }
 
-    /// Notes the caller's `grpc-timeout`, when the outcome classes need it.
+    /// Notes the call's timeout from now, when the outcome classes need it (to tell a call
+    /// its caller dropped after the deadline from one it cancelled).
     #[inline]
-    pub(crate) fn note_deadline(&mut self, headers: &HeaderMap) {
-        if self.state.passive.needs_deadline()
-            && let Some(timeout) = grpc_timeout(headers)
-        {
+    pub(crate) fn note_deadline(&mut self, timeout: Duration) {
+        if self.state.passive.needs_deadline() {
             let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
             self.deadline_ns = now_ns().saturating_add(timeout).max(1);
         }
@@ -101,6 +101,12 @@ impl InFlight {
         if self.outcome.is_none() {
             self.outcome = Some(self.http);
         }
+    }
+
+    /// The call's deadline passed before it completed (the client gave up on it).
+    #[inline]
+    pub(crate) fn on_timeout(&mut self) {
+        self.outcome = Some(outcome::TIMEOUT);
     }
 
     /// The call failed (transport error before or during the response).

@@ -72,6 +72,12 @@ impl TcpBalancer {
         self.inner.snapshot()
     }
 
+    /// Waits until at least `at_least` endpoints are reachable, for at most `within`; see
+    /// [`Balancer::wait_ready`].
+    pub async fn wait_ready(&self, at_least: usize, within: Duration) -> Result<usize, Error> {
+        self.inner.wait_ready(at_least, within).await
+    }
+
     /// How many endpoints are reachable right now.
     pub fn ready_len(&self) -> usize {
         self.inner.ready_len()
@@ -122,7 +128,7 @@ async fn dial(
         Err(_) => None,
     };
     let wait = shared.config.ready_timeout;
-    let mut attempts = Attempts::new(shared, hash, seed, wait);
+    let mut attempts = Attempts::new(shared, hash, seed, wait, None);
     loop {
         let (NoRequests(target), mut hold) = match attempts.next().await {
             Ok(picked) => picked,

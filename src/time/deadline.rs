@@ -27,6 +27,37 @@ pub(crate) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
+/// `timeout` as a `grpc-timeout` value: at most 8 digits, in the finest unit that fits,
+/// rounded up so the server's deadline is never before the client's.
+pub(crate) fn encode_grpc_timeout(timeout: Duration) -> http::HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos();
+    let units: [(u128, &str); 6] = [
+        (1, "n"),
+        (1_000, "u"),
+        (1_000_000, "m"),
+        (1_000_000_000, "S"),
+        (60_000_000_000, "M"),
+        (3_600_000_000_000, "H"),
+    ];
+    let (value, unit) = units
+        .iter()
+        .map(|&(per, unit)| (nanos.div_ceil(per), unit))
+        .find(|&(value, _)| value <= MAX)
+        .unwrap_or((MAX, "H"));
+    let text = format!("{value}{unit}");
+    // Digits and one ASCII letter: always a valid header value.
+    http::HeaderValue::from_str(&text).unwrap_or(http::HeaderValue::from_static("99999999H"))
+}
+
+/// Gives the request a `grpc-timeout` no longer than `timeout`: servers see the deadline the
+/// client enforces. A shorter one already on the request is kept.
+pub(crate) fn cap_grpc_timeout(headers: &mut HeaderMap, timeout: Duration) {
+    if grpc_timeout(headers).is_none_or(|own| own > timeout) {
+        headers.insert(GRPC_TIMEOUT.clone(), encode_grpc_timeout(timeout));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +78,39 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn encoding_fits_eight_digits_and_never_shortens() {
+        for (timeout, text) in [
+            (Duration::ZERO, "0n"),
+            (Duration::from_nanos(1), "1n"),
+            (Duration::from_millis(300), "300000u"),
+            (Duration::from_secs(2), "2000000u"),
+            (Duration::from_secs(200), "200000m"),
+            (Duration::from_nanos(100_000_001), "100001u"),
+            (Duration::from_secs(86_400 * 365 * 100), "52560000M"),
+            (Duration::MAX, "99999999H"),
+        ] {
+            let value = encode_grpc_timeout(timeout);
+            assert_eq!(value.to_str().unwrap(), text, "{timeout:?}");
+            let mut h = HeaderMap::new();
+            h.insert("grpc-timeout", value);
+            let back = grpc_timeout(&h).unwrap();
+            assert!(back >= timeout.min(Duration::from_secs(99_999_999 * 3600)));
+        }
+    }
+
+    #[test]
+    fn a_shorter_timeout_on_the_request_is_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", "100m".parse().unwrap());
+        cap_grpc_timeout(&mut h, Duration::from_secs(1));
+        assert_eq!(h["grpc-timeout"], "100m");
+        cap_grpc_timeout(&mut h, Duration::from_millis(10));
+        assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(10)));
+        let mut none = HeaderMap::new();
+        cap_grpc_timeout(&mut none, Duration::from_secs(1));
+        assert_eq!(grpc_timeout(&none), Some(Duration::from_secs(1)));
     }
 }

@@ -8,4 +8,4 @@ mod deadline;
 
 pub use backoff::Backoff;
 pub(crate) use clock::now_ns;
-pub(crate) use deadline::grpc_timeout;
+pub(crate) use deadline::{cap_grpc_timeout, grpc_timeout};

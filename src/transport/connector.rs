@@ -3,14 +3,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 use super::channel::Channel;
 use crate::discover::Endpoint;
 use crate::error::BoxError;
-
-/// How long a dial may take before it counts as failed.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An established connection: the channel for requests, and a future that resolves when the
 /// connection has closed (with the error, if it broke).

@@ -17,30 +17,37 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use http::HeaderValue;
+use http::header::USER_AGENT;
+
 use super::channel::{Channel, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
+use super::settings::Http2Settings;
 use crate::discover::Endpoint;
 use crate::error::BoxError;
 
 /// Dials endpoints over TCP and speaks HTTP/2 (prior knowledge, as gRPC does).
 ///
-/// Sets `TCP_NODELAY`, a connect timeout (default 5 s) and HTTP/2 keep-alive pings (default
-/// every 20 s, 10 s timeout, also while idle) so a peer that vanished without a FIN/RST is
-/// noticed. With [`tls`](Self::tls) (feature `tls`), every connection is TLS; see
-/// [`crate::tls`].
+/// Defaults: `TCP_NODELAY` on, a 5 s connect timeout, and HTTP/2 keep-alive pings every 20 s
+/// with a 10 s timeout, also while idle, so a peer that vanished without a FIN/RST is noticed.
+/// Every setting of tonic's `Endpoint` that concerns the connection has its counterpart here
+/// (and on the [`Builder`](crate::Builder), for the connector `build()` makes; the crate docs
+/// map each one). Values HTTP/2 does not allow fail every connection attempt with a message
+/// naming the setting (the builder refuses them at `build()`). With [`tls`](Self::tls)
+/// (feature `tls`), every connection is TLS; see the `tls` module.
 ///
 /// ```
 /// use std::time::Duration;
 /// use tower_lb::transport::Http2Connector;
 /// let connector: Http2Connector = Http2Connector::new()
 ///     .connect_timeout(Duration::from_secs(1))
-///     .keep_alive(Some(Duration::from_secs(10)), Duration::from_secs(5));
+///     .keep_alive(Some(Duration::from_secs(10)), Duration::from_secs(5))
+///     .initial_stream_window_size(Some(1 << 20))
+///     .authority("echo.internal:50051");
 /// ```
 #[derive(Debug)]
 pub struct Http2Connector<B = tonic::body::Body> {
-    connect_timeout: Duration,
-    keep_alive_interval: Option<Duration>,
-    keep_alive_timeout: Duration,
+    settings: Http2Settings,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::ClientTls>,
     _body: PhantomData<fn(B)>,
@@ -49,9 +56,7 @@ pub struct Http2Connector<B = tonic::body::Body> {
 impl<B> Clone for Http2Connector<B> {
     fn clone(&self) -> Self {
         Http2Connector {
-            connect_timeout: self.connect_timeout,
-            keep_alive_interval: self.keep_alive_interval,
-            keep_alive_timeout: self.keep_alive_timeout,
+            settings: self.settings.clone(),
             #[cfg(feature = "tls")]
             tls: self.tls.clone(),
             _body: PhantomData,
@@ -61,14 +66,7 @@ impl<B> Clone for Http2Connector<B> {
 
 impl<B> Default for Http2Connector<B> {
     fn default() -> Self {
-        Http2Connector {
-            connect_timeout: super::connector::DEFAULT_CONNECT_TIMEOUT,
-            keep_alive_interval: Some(Duration::from_secs(20)),
-            keep_alive_timeout: Duration::from_secs(10),
-            #[cfg(feature = "tls")]
-            tls: None,
-            _body: PhantomData,
-        }
+        Http2Connector::with_settings(Http2Settings::default())
     }
 }
 
@@ -78,16 +76,128 @@ impl<B> Http2Connector<B> {
         Self::default()
     }
 
-    /// How long one TCP connect plus the TLS (if any) and HTTP/2 handshakes may take.
+    pub(crate) fn with_settings(settings: Http2Settings) -> Self {
+        Http2Connector {
+            settings,
+            #[cfg(feature = "tls")]
+            tls: None,
+            _body: PhantomData,
+        }
+    }
+
+    /// How long one TCP connect plus the TLS (if any) and HTTP/2 handshakes may take (default
+    /// 5 s; tonic's `Endpoint::connect_timeout`).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
         self
     }
 
-    /// HTTP/2 PING interval (`None`: no pings) and how long to wait for the answer.
+    /// HTTP/2 PING interval (`None`: no pings; default 20 s) and how long to wait for the
+    /// answer before the connection counts as broken (default 10 s); tonic's
+    /// `Endpoint::http2_keep_alive_interval` and `keep_alive_timeout`.
     pub fn keep_alive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
-        self.keep_alive_interval = interval;
-        self.keep_alive_timeout = timeout;
+        self.settings.keep_alive_interval = interval;
+        self.settings.keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Whether keep-alive pings go out on a connection with no call in flight (default on,
+    /// so a dead idle connection is noticed before a call finds it); tonic's
+    /// `Endpoint::keep_alive_while_idle`.
+    pub fn keep_alive_while_idle(mut self, enabled: bool) -> Self {
+        self.settings.keep_alive_while_idle = enabled;
+        self
+    }
+
+    /// `TCP_NODELAY` (default on, as gRPC wants: small frames go out at once); tonic's
+    /// `Endpoint::tcp_nodelay`.
+    pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
+        self.settings.tcp_nodelay = enabled;
+        self
+    }
+
+    /// TCP keep-alive probes after this long idle (default off: HTTP/2 pings do the job);
+    /// tonic's `Endpoint::tcp_keepalive`.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.settings.tcp_keepalive = idle;
+        self
+    }
+
+    /// The time between TCP keep-alive probes (default: the system's); tonic's
+    /// `Endpoint::tcp_keepalive_interval`. Applies when [`tcp_keepalive`](Self::tcp_keepalive)
+    /// is set.
+    pub fn tcp_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.settings.tcp_keepalive_interval = interval;
+        self
+    }
+
+    /// Unanswered TCP keep-alive probes before the connection is dropped (default: the
+    /// system's); tonic's `Endpoint::tcp_keepalive_retries`. Applies when
+    /// [`tcp_keepalive`](Self::tcp_keepalive) is set.
+    pub fn tcp_keepalive_retries(mut self, retries: Option<u32>) -> Self {
+        self.settings.tcp_keepalive_retries = retries;
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged before the kernel drops
+    /// the connection (default: the system's, often 15 minutes). On Linux and Android only;
+    /// elsewhere it is ignored with a debug event.
+    pub fn tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.settings.tcp_user_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2's initial flow-control window of each stream (default hyper's, 2 MiB; at most
+    /// 2^31 - 1); tonic's `Endpoint::initial_stream_window_size`.
+    pub fn initial_stream_window_size(mut self, size: Option<u32>) -> Self {
+        self.settings.initial_stream_window_size = size;
+        self
+    }
+
+    /// HTTP/2's initial flow-control window of the connection (default hyper's, 5 MiB; at
+    /// most 2^31 - 1); tonic's `Endpoint::initial_connection_window_size`.
+    pub fn initial_connection_window_size(mut self, size: Option<u32>) -> Self {
+        self.settings.initial_connection_window_size = size;
+        self
+    }
+
+    /// Sizes the flow-control windows from the measured bandwidth-delay product instead
+    /// (default off); overrides the two initial window sizes. tonic's
+    /// `Endpoint::http2_adaptive_window`.
+    pub fn adaptive_window(mut self, enabled: bool) -> Self {
+        self.settings.adaptive_window = enabled;
+        self
+    }
+
+    /// The largest frame payload this side accepts (16,384 ..= 16,777,215; default 16,384);
+    /// tonic's `Endpoint::max_frame_size`.
+    pub fn max_frame_size(mut self, size: Option<u32>) -> Self {
+        self.settings.max_frame_size = size;
+        self
+    }
+
+    /// The largest header list this side accepts, in bytes (default hyper's, 16 KiB); tonic's
+    /// `Endpoint::http2_max_header_list_size`.
+    pub fn max_header_list_size(mut self, size: Option<u32>) -> Self {
+        self.settings.max_header_list_size = size;
+        self
+    }
+
+    /// The `:authority` of every request (`host` or `host:port`), for servers and proxies that
+    /// route by virtual host. It wins over an origin the caller set (tonic's `with_origin`)
+    /// and over the endpoint's address, as tonic's `Endpoint::origin` does. Without it, a
+    /// request keeps the authority its caller gave it, or gets the endpoint's address (with
+    /// TLS, its server name and port).
+    pub fn authority(mut self, authority: impl Into<String>) -> Self {
+        self.settings.authority = Some(authority.into());
+        self
+    }
+
+    /// Names the client in the `user-agent` of requests that carry none: `"{agent}
+    /// tower-lb/{version}"` (without it, `tower-lb/{version}`); a request with its own
+    /// `user-agent` keeps it. tonic's `Endpoint::user_agent`.
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.settings.user_agent = Some(agent.into());
         self
     }
 
@@ -115,13 +225,22 @@ impl<B> Http2Connector<B> {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        let s = &self.settings;
         let mut builder = Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
-        if let Some(interval) = self.keep_alive_interval {
+        builder
+            .timer(TokioTimer::new())
+            .initial_stream_window_size(s.initial_stream_window_size)
+            .initial_connection_window_size(s.initial_connection_window_size)
+            .adaptive_window(s.adaptive_window)
+            .max_frame_size(s.max_frame_size);
+        if let Some(size) = s.max_header_list_size {
+            builder.max_header_list_size(size);
+        }
+        if let Some(interval) = s.keep_alive_interval {
             builder
                 .keep_alive_interval(interval)
-                .keep_alive_timeout(self.keep_alive_timeout)
-                .keep_alive_while_idle(true);
+                .keep_alive_timeout(s.keep_alive_timeout)
+                .keep_alive_while_idle(s.keep_alive_while_idle);
         }
         let (send, conn) = builder.handshake::<_, B>(TokioIo::new(io)).await?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -130,6 +249,34 @@ impl<B> Http2Connector<B> {
             let _ = done_tx.send(result.err().map(|e| BoxError::from(with_causes(&e))));
         });
         Ok((send, Box::pin(async move { done_rx.await.unwrap_or(None) })))
+    }
+
+    /// A connected TCP stream with the socket options set.
+    async fn tcp(&self, addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+        let tcp = TcpStream::connect(addr).await?;
+        let s = &self.settings;
+        tcp.set_nodelay(s.tcp_nodelay)?;
+        let socket = socket2::SockRef::from(&tcp);
+        if let Some(idle) = s.tcp_keepalive {
+            let mut keepalive = socket2::TcpKeepalive::new().with_time(idle);
+            if let Some(interval) = s.tcp_keepalive_interval {
+                keepalive = keepalive.with_interval(interval);
+            }
+            if let Some(retries) = s.tcp_keepalive_retries {
+                keepalive = keepalive.with_retries(retries);
+            }
+            socket.set_tcp_keepalive(&keepalive)?;
+        }
+        if let Some(timeout) = s.tcp_user_timeout {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            socket.set_tcp_user_timeout(Some(timeout))?;
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            tracing::debug!(
+                ?timeout,
+                "TCP_USER_TIMEOUT is not available on this platform"
+            );
+        }
+        Ok(tcp)
     }
 }
 
@@ -146,10 +293,12 @@ where
     fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<Http2Channel<B>> {
         let addr = endpoint.addr();
         let settings = self.clone();
+        let on_request = self.settings.validate();
         // The server name is settled before anything is dialled: without one, TLS refuses.
         #[cfg(feature = "tls")]
         let tls = self.tls.as_ref().map(|tls| tls.dial(endpoint));
         Box::pin(async move {
+            let on_request = on_request?;
             #[cfg(feature = "tls")]
             let tls = tls.transpose()?;
             #[cfg(feature = "tls")]
@@ -159,11 +308,16 @@ where
             };
             #[cfg(not(feature = "tls"))]
             let (scheme, authority) = (Scheme::HTTP, addr.to_string());
-            let authority = Authority::try_from(authority)
-                .map_err(|e| -> BoxError { format!("authority for {addr}: {e}").into() })?;
+            let (authority, keep_callers) = match on_request.authority {
+                Some(configured) => (configured, false),
+                None => {
+                    let own = Authority::try_from(authority)
+                        .map_err(|e| -> BoxError { format!("authority for {addr}: {e}").into() })?;
+                    (own, true)
+                }
+            };
             let dial = async {
-                let tcp = TcpStream::connect(addr).await?;
-                tcp.set_nodelay(true)?;
+                let tcp = settings.tcp(addr).await?;
                 #[cfg(feature = "tls")]
                 if let Some(tls) = &tls {
                     let stream = tls.handshake(addr, tcp).await?;
@@ -192,14 +346,11 @@ where
                 }
                 settings.http2(tcp).await
             };
-            let (send, closed) = match tokio::time::timeout(settings.connect_timeout, dial).await {
+            let timeout = settings.settings.connect_timeout;
+            let (send, closed) = match tokio::time::timeout(timeout, dial).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    return Err(format!(
-                        "connect to {addr} timed out after {:?}",
-                        settings.connect_timeout
-                    )
-                    .into());
+                    return Err(format!("connect to {addr} timed out after {timeout:?}").into());
                 }
             };
             Ok(Connection {
@@ -207,6 +358,8 @@ where
                     send,
                     scheme,
                     authority,
+                    keep_callers,
+                    user_agent: on_request.user_agent,
                 },
                 closed,
             })
@@ -214,14 +367,23 @@ where
     }
 }
 
-/// A request handle on one HTTP/2 connection. It fills in the scheme and authority of each
-/// request's URI (tonic sends only the path), as tonic's own `Channel` does: `http` and the
-/// endpoint's address, or with TLS `https` and the server name with the port.
+/// A request handle on one HTTP/2 connection. It completes each request as tonic's own
+/// `Channel` does:
+///
+/// * **scheme**: the caller's, else `http` (with TLS, `https`);
+/// * **`:authority`**: the connector's [`authority`](Http2Connector::authority) if set; else
+///   the caller's (tonic's `with_origin`); else the endpoint's address, or with TLS its server
+///   name and port;
+/// * **`user-agent`**: the caller's if set, else `tower-lb/{version}` (after the connector's
+///   [`user_agent`](Http2Connector::user_agent), if set).
 #[derive(Debug)]
 pub struct Http2Channel<B> {
     send: SendRequest<B>,
     scheme: Scheme,
     authority: Authority,
+    /// Whether a request's own authority wins over `authority` (none was configured).
+    keep_callers: bool,
+    user_agent: HeaderValue,
 }
 
 impl<B> Clone for Http2Channel<B> {
@@ -230,6 +392,8 @@ impl<B> Clone for Http2Channel<B> {
             send: self.send.clone(),
             scheme: self.scheme.clone(),
             authority: self.authority.clone(),
+            keep_callers: self.keep_callers,
+            user_agent: self.user_agent.clone(),
         }
     }
 }
@@ -255,7 +419,15 @@ where
     }
 
     fn send(&mut self, mut request: http::Request<B>) -> Self::Future {
-        set_origin(request.uri_mut(), &self.scheme, &self.authority);
+        set_origin(
+            request.uri_mut(),
+            &self.scheme,
+            &self.authority,
+            self.keep_callers,
+        );
+        if let http::header::Entry::Vacant(slot) = request.headers_mut().entry(USER_AGENT) {
+            slot.insert(self.user_agent.clone());
+        }
         let sent = self.send.try_send_request(request);
         let authority = self.authority.clone();
         Box::pin(async move {
@@ -298,14 +470,16 @@ fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Gives a path-only URI the connection's scheme and the endpoint's authority, keeping the
-/// path.
-fn set_origin(uri: &mut Uri, scheme: &Scheme, authority: &Authority) {
+/// Gives a request URI the connection's scheme (unless it has one) and `authority` (unless
+/// it has one and `keep_callers`), keeping the path.
+fn set_origin(uri: &mut Uri, scheme: &Scheme, authority: &Authority, keep_callers: bool) {
     let mut parts = std::mem::take(uri).into_parts();
     if parts.scheme.is_none() {
         parts.scheme = Some(scheme.clone());
     }
-    parts.authority = Some(authority.clone());
+    if !(keep_callers && parts.authority.is_some()) {
+        parts.authority = Some(authority.clone());
+    }
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }
@@ -345,16 +519,21 @@ mod tests {
     fn origin_is_filled_in_and_path_kept() {
         let auth = Authority::from_static("127.0.0.1:50051");
         let mut uri = Uri::from_static("/echo.Echo/Unary?x=1");
-        set_origin(&mut uri, &Scheme::HTTP, &auth);
+        set_origin(&mut uri, &Scheme::HTTP, &auth, true);
         assert_eq!(uri, "http://127.0.0.1:50051/echo.Echo/Unary?x=1");
+        // The caller's origin is kept, unless an authority was configured.
         let mut uri = Uri::from_static("https://other:1/p");
-        set_origin(&mut uri, &Scheme::HTTP, &auth);
+        set_origin(&mut uri, &Scheme::HTTP, &auth, true);
+        assert_eq!(uri, "https://other:1/p");
+        let mut uri = Uri::from_static("https://other:1/p");
+        set_origin(&mut uri, &Scheme::HTTP, &auth, false);
         assert_eq!(uri, "https://127.0.0.1:50051/p");
         let mut uri = Uri::from_static("/p");
         set_origin(
             &mut uri,
             &Scheme::HTTPS,
             &Authority::from_static("echo.test:443"),
+            true,
         );
         assert_eq!(uri, "https://echo.test:443/p");
     }

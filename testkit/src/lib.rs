@@ -69,6 +69,28 @@ pub const ECHO_SERVICE_NAME: &str = pb::echo_server::SERVICE_NAME;
 /// The message of the `UNAVAILABLE` status returned by injected failures.
 pub const INJECTED_FAILURE: &str = "injected failure";
 
+/// The request headers `Unary` reports in `EchoReply::seen`, and their names there. The
+/// `:authority` pseudo-header reaches the service as `x-seen-authority` (see
+/// [`copy_authority`]).
+const SEEN: [(&str, &str); 3] = [
+    ("user-agent", "user-agent"),
+    ("grpc-timeout", "grpc-timeout"),
+    ("x-seen-authority", ":authority"),
+];
+
+/// Copies a request's `:authority` into a header the service can read (tonic hands services
+/// the metadata, not the URI).
+fn copy_authority<B>(mut request: http::Request<B>) -> http::Request<B> {
+    if let Some(value) = request
+        .uri()
+        .authority()
+        .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    {
+        request.headers_mut().insert("x-seen-authority", value);
+    }
+    request
+}
+
 /// How long [`TestServer::start_on`] keeps retrying a bind that fails with
 /// `AddrInUse`.
 const BIND_RETRY_FOR: Duration = Duration::from_secs(2);
@@ -152,10 +174,57 @@ impl Echo for EchoService {
         if fail {
             return Err(Status::unavailable(INJECTED_FAILURE));
         }
+        let seen = SEEN
+            .iter()
+            .filter_map(|(header, name)| {
+                let value = request.metadata().get(*header)?.to_str().ok()?;
+                Some(((*name).to_owned(), value.to_owned()))
+            })
+            .collect();
         Ok(Response::new(EchoReply {
             message: request.into_inner().message,
             server: self.shared.name.clone(),
+            seen,
         }))
+    }
+
+    async fn client_stream(
+        &self,
+        request: Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
+        self.shared.stream_calls.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight::new(&self.shared);
+        let mut requests = request.into_inner();
+        let mut messages = Vec::new();
+        while let Some(request) = requests.message().await? {
+            messages.push(request.message);
+        }
+        Ok(Response::new(EchoReply {
+            message: messages.join(","),
+            server: self.shared.name.clone(),
+            seen: Default::default(),
+        }))
+    }
+
+    type BidiStreamStream = Pin<Box<dyn Stream<Item = Result<EchoReply, Status>> + Send>>;
+
+    async fn bidi_stream(
+        &self,
+        request: Request<tonic::Streaming<EchoRequest>>,
+    ) -> Result<Response<Self::BidiStreamStream>, Status> {
+        self.shared.stream_calls.fetch_add(1, Ordering::SeqCst);
+        let in_flight = InFlight::new(&self.shared);
+        let name = self.shared.name.clone();
+        let requests = request.into_inner();
+        let replies = tokio_stream::StreamExt::map(requests, move |request| {
+            let _held = &in_flight;
+            request.map(|r| EchoReply {
+                message: r.message,
+                server: name.clone(),
+                seen: Default::default(),
+            })
+        });
+        Ok(Response::new(Box::pin(replies)))
     }
 
     type ServerStreamStream = EchoStream;
@@ -213,6 +282,7 @@ impl Stream for EchoStream {
         Poll::Ready(Some(Ok(EchoReply {
             message: this.message.clone(),
             server: this.in_flight.0.name.clone(),
+            seen: Default::default(),
         })))
     }
 }
@@ -297,7 +367,10 @@ impl TestServerBuilder {
                 .tls_config(config)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             None => Server::builder(),
-        };
+        }
+        .layer(tower::util::MapRequestLayer::new(
+            copy_authority::<tonic::body::Body>,
+        ));
 
         let thread = std::thread::Builder::new()
             .name(format!("testkit-server-{}", self.name))
