@@ -37,19 +37,14 @@
 //! installed) plays no part.
 
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 pub use rustls;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -281,79 +276,4 @@ fn config(
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// A TLS stream that reports the first plaintext bytes the server sends.
-///
-/// With TLS 1.3 the client's handshake is over before the server has looked at the client's
-/// certificate: a server that refuses it says so (an alert, then a close) only after the
-/// client thinks it is connected. HTTP/2 servers send their SETTINGS first thing, so the
-/// connection counts as established only once the server has sent application data; a close
-/// before that is a failed connection attempt, with a message that says what it likely is.
-pub(crate) struct FirstRead<I> {
-    io: I,
-    first: Option<oneshot::Sender<()>>,
-}
-
-impl<I> FirstRead<I> {
-    /// Wraps `io`; the receiver resolves at the first plaintext byte (or fails if the stream
-    /// is dropped before).
-    pub(crate) fn new(io: I) -> (Self, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        (
-            FirstRead {
-                io,
-                first: Some(tx),
-            },
-            rx,
-        )
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for FirstRead<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let this = &mut *self;
-        let poll = Pin::new(&mut this.io).poll_read(cx, buf);
-        if buf.filled().len() > before
-            && let Some(first) = this.first.take()
-        {
-            let _ = first.send(());
-        }
-        poll
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for FirstRead<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
 }

@@ -3,11 +3,13 @@
 //! One connection per endpoint, multiplexed by every call to it. hyper splits a connection into
 //! a [`SendRequest`] handle and a task that drives the socket; we spawn the task and watch it
 //! end, which is how a refused or broken connection leaves the ready set at once. With TLS
-//! (feature `tls`), the handshake runs between the TCP connect and HTTP/2's.
+//! (feature `tls`), the handshake runs between the TCP connect and HTTP/2's. Either way the
+//! connection counts only once the server has spoken (`first_read.rs`).
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +24,7 @@ use http::header::USER_AGENT;
 
 use super::channel::{Channel, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
+use super::first_read::FirstRead;
 use super::settings::Http2Settings;
 use crate::discover::Endpoint;
 use crate::error::BoxError;
@@ -251,6 +254,30 @@ impl<B> Http2Connector<B> {
         Ok((send, Box::pin(async move { done_rx.await.unwrap_or(None) })))
     }
 
+    /// HTTP/2 over `io`, established once the server has sent its first bytes (its
+    /// SETTINGS; see `first_read.rs`). `Err`: why the connection closed before that.
+    async fn spoken<I>(&self, io: I) -> Result<(SendRequest<B>, Closed), String>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (io, first_read) = FirstRead::new(io);
+        let (send, mut closed) = self.http2(io).await.map_err(|e| e.to_string())?;
+        let closed_early = tokio::select! {
+            first = first_read => match first {
+                Ok(()) => None,
+                // The stream is gone: the connection has ended or is ending.
+                Err(_) => Some((&mut closed).await),
+            },
+            why = &mut closed => Some(why),
+        };
+        match closed_early {
+            None => Ok((send, closed)),
+            Some(why) => Err(why.map_or_else(|| "closed".to_owned(), |e| e.to_string())),
+        }
+    }
+
     /// A connected TCP stream with the socket options set.
     async fn tcp(&self, addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
         let tcp = TcpStream::connect(addr).await?;
@@ -279,6 +306,12 @@ impl<B> Http2Connector<B> {
         Ok(tcp)
     }
 }
+
+/// How far a connection attempt got: the TCP connect, the TLS handshake, the server's first
+/// bytes.
+const STAGE_TCP: u8 = 0;
+const STAGE_TLS: u8 = 1;
+const STAGE_SPEAK: u8 = 2;
 
 /// Resolves when a connection has closed.
 type Closed = Pin<Box<dyn Future<Output = Option<BoxError>> + Send>>;
@@ -316,41 +349,51 @@ where
                     (own, true)
                 }
             };
+            // How far the attempt got, for the message of one that times out.
+            let stage = AtomicU8::new(STAGE_TCP);
             let dial = async {
                 let tcp = settings.tcp(addr).await?;
                 #[cfg(feature = "tls")]
                 if let Some(tls) = &tls {
+                    stage.store(STAGE_TLS, Relaxed);
                     let stream = tls.handshake(addr, tcp).await?;
-                    let (stream, first_read) = crate::tls::FirstRead::new(stream);
-                    let (send, mut closed) = settings.http2(stream).await?;
-                    // Connected once the server speaks: see `FirstRead`.
-                    let closed_early = tokio::select! {
-                        first = first_read => match first {
-                            Ok(()) => None,
-                            // The stream is gone: the connection has ended or is ending.
-                            Err(_) => Some((&mut closed).await),
-                        },
-                        why = &mut closed => Some(why),
-                    };
-                    if let Some(why) = closed_early {
-                        let why = why.map_or_else(|| "closed".to_owned(), |e| e.to_string());
-                        return Err(format!(
+                    stage.store(STAGE_SPEAK, Relaxed);
+                    return settings.spoken(stream).await.map_err(|why| -> BoxError {
+                        format!(
                             "TLS connection to {addr} as {:?} closed before the server sent \
                              anything ({why}); a server that requires a client certificate \
                              does this when it refuses ours (or none was configured)",
                             tls.name()
                         )
-                        .into());
-                    }
-                    return Ok((send, closed));
+                        .into()
+                    });
                 }
-                settings.http2(tcp).await
+                stage.store(STAGE_SPEAK, Relaxed);
+                settings.spoken(tcp).await.map_err(|why| -> BoxError {
+                    format!(
+                        "connection to {addr} closed before the server sent its HTTP/2 \
+                         settings ({why}): not an HTTP/2 server?"
+                    )
+                    .into()
+                })
             };
             let timeout = settings.settings.connect_timeout;
             let (send, closed) = match tokio::time::timeout(timeout, dial).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    return Err(format!("connect to {addr} timed out after {timeout:?}").into());
+                    let waiting = match stage.load(Relaxed) {
+                        STAGE_TCP => "for the TCP connection",
+                        STAGE_TLS => "for the TLS handshake",
+                        _ => {
+                            "for the server's HTTP/2 settings: it accepted the connection but \
+                             has not spoken (a stopped or overloaded process, or not an HTTP/2 \
+                             server)"
+                        }
+                    };
+                    return Err(format!(
+                        "connect to {addr} timed out after {timeout:?} waiting {waiting}"
+                    )
+                    .into());
                 }
             };
             Ok(Connection {

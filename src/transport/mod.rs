@@ -36,6 +36,7 @@
 
 mod channel;
 mod connector;
+mod first_read;
 mod http2;
 mod in_process;
 mod no_requests;

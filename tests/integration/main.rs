@@ -13,6 +13,7 @@ mod deadlines;
 mod drain;
 mod fail_fast;
 mod failover;
+mod gray_failures;
 mod hashing;
 #[cfg(feature = "health")]
 mod health_check;
