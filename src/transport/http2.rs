@@ -26,8 +26,8 @@ use crate::error::BoxError;
 ///
 /// Sets `TCP_NODELAY`, a connect timeout (default 5 s) and HTTP/2 keep-alive pings (default
 /// every 20 s, 10 s timeout, also while idle) so a peer that vanished without a FIN/RST is
-/// noticed. With [`tls`](Self::tls) (feature `tls`), every connection is TLS; see
-/// [`crate::tls`].
+/// noticed. With [`tls`][tls-method] (feature `tls`), every connection is TLS; see
+/// [`tls`][tls-module].
 ///
 /// ```
 /// use std::time::Duration;
@@ -36,6 +36,18 @@ use crate::error::BoxError;
 ///     .connect_timeout(Duration::from_secs(1))
 ///     .keep_alive(Some(Duration::from_secs(10)), Duration::from_secs(5));
 /// ```
+///
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/transport/struct.Http2Connector.html#method.tls"
+)]
+#[cfg_attr(feature = "tls", doc = "[tls-module]: crate::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-module]: https://docs.rs/tower-lb/latest/tower_lb/tls/index.html"
+)]
 #[derive(Debug)]
 pub struct Http2Connector<B = tonic::body::Body> {
     connect_timeout: Duration,
