@@ -222,3 +222,9 @@ pub use router::Router;
 pub use service_config::ServiceConfig;
 pub use status::{EndpointStatus, Snapshot};
 pub use time::Backoff;
+
+// The README's code blocks run as doctests, so its first program has to compile (the snippets
+// after it are marked `ignore`). That program uses tonic-health, which comes with `health`.
+#[cfg(all(doctest, feature = "health"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
