@@ -68,14 +68,14 @@ impl Balancer {
 /// | [`backoff`](Self::backoff) | 200 ms ×1.6 up to 10 s, ±20 % | reconnect backoff per endpoint |
 /// | [`outlier_detection`](Self::outlier_detection) | on: 5 consecutive failures, success rate, failure percentage; 10 % cap | eject endpoints whose calls fail |
 /// | [`circuit_breaker`](Self::circuit_breaker) | off | per-endpoint concurrency cap; open after consecutive failures, half-open trial |
-/// | `health_check` (feature `health`) | off | grpc.health.v1 `Watch` / `Check` per endpoint |
+/// | [`health_check`][health-check] (feature `health`) | off | grpc.health.v1 `Watch` / `Check` per endpoint |
 /// | [`slow_start`](Self::slow_start) | off | ramp a (re)joining endpoint's weight |
 /// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
 /// | [`connect_timeout`](Self::connect_timeout), [`keep_alive`](Self::keep_alive), [`tcp_keepalive`](Self::tcp_keepalive), windows, frame and header sizes | tonic's `Endpoint` defaults (5 s; PING every 20 s, 10 s timeout, also idle; `TCP_NODELAY`) | the HTTP/2 connections `build()` makes, see [`Http2Connector`] |
 /// | [`authority`](Self::authority), [`user_agent`](Self::user_agent) | the caller's, else the endpoint's address; `tower-lb/{version}` | what every request carries |
 /// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
-/// | `metrics` (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
-/// | `tls` (feature `tls`) | off (plaintext HTTP/2) | TLS or mTLS to every endpoint, see [`crate::tls`] |
+/// | [`metrics`][metrics-method] (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
+/// | [`tls`][tls-method] (feature `tls`) | off (plaintext HTTP/2) | TLS or mTLS to every endpoint, see [`tls`][tls-module] |
 ///
 /// The [`health`](crate::health) module explains each health mechanism and its trade-off.
 ///
@@ -86,6 +86,28 @@ impl Balancer {
 ///     .policy(Policy::p2c_in_flight())
 ///     .ready_timeout(Duration::ZERO);
 /// ```
+///
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#[cfg_attr(feature = "health", doc = "[health-check]: Self::health_check")]
+#[cfg_attr(
+    not(feature = "health"),
+    doc = "[health-check]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.health_check"
+)]
+#[cfg_attr(feature = "metrics", doc = "[metrics-method]: Self::metrics")]
+#[cfg_attr(
+    not(feature = "metrics"),
+    doc = "[metrics-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.metrics"
+)]
+#[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
+)]
+#[cfg_attr(feature = "tls", doc = "[tls-module]: crate::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-module]: https://docs.rs/tower-lb/latest/tower_lb/tls/index.html"
+)]
 #[derive(Clone)]
 pub struct Builder {
     policy: Policy,
@@ -439,10 +461,16 @@ impl Builder {
     }
 
     /// Builds a balancer for tonic clients: HTTP/2 over TCP (over TLS, if
-    /// [`tls`](Self::tls) is set) to each endpoint, fed by `discovery`.
+    /// [`tls`][tls-method] is set) to each endpoint, fed by `discovery`.
     ///
     /// Must be called inside a tokio runtime (the control task is spawned on it); otherwise
     /// returns [`Error::InvalidConfig`].
+    ///
+    #[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
+    #[cfg_attr(
+        not(feature = "tls"),
+        doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
+    )]
     pub fn build<D, E>(mut self, discovery: D) -> Result<Balancer, Error>
     where
         D: Stream<Item = Result<Change, E>> + Send + 'static,
@@ -515,7 +543,7 @@ impl Builder {
         Ok(Balancer::from_shared(shared))
     }
 
-    /// Builds a layer 4 balancer: a [`tower::Service<http::Uri>`] that opens a TCP connection
+    /// Builds a layer 4 balancer: a [`tower::Service<http::Uri>`](https://docs.rs/tower/0.5/tower/trait.Service.html) that opens a TCP connection
     /// to an endpoint picked by the policy (see [`TcpBalancer`]). Endpoints join after a TCP
     /// connect probe; `unsent_retries` bounds how many endpoints one call dials.
     pub fn build_tcp<D, E>(self, discovery: D) -> Result<TcpBalancer, Error>

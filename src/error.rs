@@ -1,7 +1,7 @@
 //! The one error type of the crate, and how it reaches a tonic client.
 //!
 //! The balancer's `Service::Error` is [`BoxError`]. Failures the balancer decides on itself
-//! (nothing ready, bad configuration, ...) are returned as a boxed [`tonic::Status`] whose
+//! (nothing ready, bad configuration, ...) are returned as a boxed [`tonic::Status`](https://docs.rs/tonic/0.14/tonic/struct.Status.html) whose
 //! [`source`](std::error::Error::source) is the typed [`Error`] below, so a tonic client shows
 //! `UNAVAILABLE` with a readable message, and code that wants the detail can downcast.
 //! Failures of the endpoint's own connection are passed through unchanged (tonic maps hyper's
@@ -254,7 +254,7 @@ impl Error {
         }
     }
 
-    /// This error as a [`tonic::Status`] carrying the error as its source.
+    /// This error as a [`tonic::Status`](https://docs.rs/tonic/0.14/tonic/struct.Status.html) carrying the error as its source.
     pub fn to_status(&self) -> tonic::Status {
         let mut status = tonic::Status::new(self.code(), self.to_string());
         status.set_source(Arc::new(self.clone()));

@@ -42,7 +42,7 @@ pub struct BalanceLayer<D> {
 
 // Here, beside the type it makes, so that `builder` does not import the layer that imports it.
 impl Builder {
-    /// The [`tower::Layer`] form: wraps a [`Connector`] into a balancer over a clone of
+    /// The [`tower::Layer`](https://docs.rs/tower/0.5/tower/trait.Layer.html) form: wraps a [`Connector`] into a balancer over a clone of
     /// `discovery` (which must be `Clone`; use [`build`](Self::build) for one-shot streams).
     /// Prefer [`try_layer`](Self::try_layer), which reports a bad configuration at once.
     pub fn layer<D>(self, discovery: D) -> BalanceLayer<D> {

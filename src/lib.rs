@@ -20,14 +20,14 @@
 //!
 //! ## How it works
 //!
-//! **The request path** runs in the caller's task. [`Balancer::call`](tower::Service::call)
+//! **The request path** runs in the caller's task. [`Balancer::call`](https://docs.rs/tower/0.5/tower/trait.Service.html#tymethod.call)
 //! loads an immutable snapshot of ready endpoints (an atomic pointer load), picks one with the
 //! [`Policy`] — power of two choices over PeakEWMA latency × in-flight load by default — and
 //! sends the request on that endpoint's own HTTP/2 connection. No lock, no channel hop, no
 //! worker task. The response body holds the call's load until it ends or is dropped.
 //!
 //! **The control path** is one background task per balancer: it reads the
-//! [discovery](discover) stream (a static list, [DNS](discover::dns), or your own), keeps one
+//! [discovery](discover) stream (a static list, [DNS][dns-module], or your own), keeps one
 //! HTTP/2 connection per endpoint (eager connect,
 //! reconnect with exponential backoff and jitter) and publishes a new snapshot whenever an
 //! endpoint joins, leaves, connects or loses its connection.
@@ -94,7 +94,7 @@
 //! endpoint. [`Router`] sends requests to different balancers by gRPC service or method;
 //! [`TcpBalancer`] balances TCP connections for other protocols; [`Picker`] runs a policy
 //! outside a balancer, for simulations and dispatchers of your own. A gRPC
-//! [service config](service_config) JSON (feature `service-config`) maps onto a policy,
+//! [service config][service-config-module] JSON (feature `service-config`) maps onto a policy,
 //! outlier detection and a health check, so a grpc-go configuration carries over.
 //!
 //! ## Seeing into it
@@ -113,11 +113,11 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `dns` | on | [`discover::dns`]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
-//! | `health` | on | active `grpc.health.v1` checks, `health::HealthCheck` (tonic-health) |
-//! | `service-config` | on | [`ServiceConfig`]: gRPC service config JSON onto the builder (serde_json) |
-//! | `metrics` | off | `metrics::Metrics`: export through the `metrics` facade |
-//! | `tls` | off | `tls::ClientTls`, `Builder::tls`: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
+//! | `dns` | on | [`discover::dns`][dns-module]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
+//! | `health` | on | active `grpc.health.v1` checks, [`health::HealthCheck`][health-check] (tonic-health) |
+//! | `service-config` | on | [`ServiceConfig`][service-config]: gRPC service config JSON onto the builder (serde_json) |
+//! | `metrics` | off | [`metrics::Metrics`][metrics-type]: export through the `metrics` facade |
+//! | `tls` | off | [`tls::ClientTls`][client-tls], [`Builder::tls`][builder-tls]: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
 //!
 //! ## Examples
 //!
@@ -130,7 +130,46 @@
 //! `chaos` (kills, restarts and discovery churn under 256 callers, every call's outcome
 //! counted), `soak` (10 million calls; memory, tasks and sockets stay flat) and
 //! `retry_storm` (what the retry budget holds back in an outage).
-
+//!
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#![cfg_attr(feature = "dns", doc = "[dns-module]: discover::dns")]
+#![cfg_attr(
+    not(feature = "dns"),
+    doc = "[dns-module]: https://docs.rs/tower-lb/latest/tower_lb/discover/dns/index.html"
+)]
+#![cfg_attr(
+    feature = "service-config",
+    doc = "[service-config-module]: service_config"
+)]
+#![cfg_attr(
+    not(feature = "service-config"),
+    doc = "[service-config-module]: https://docs.rs/tower-lb/latest/tower_lb/service_config/index.html"
+)]
+#![cfg_attr(feature = "service-config", doc = "[service-config]: ServiceConfig")]
+#![cfg_attr(
+    not(feature = "service-config"),
+    doc = "[service-config]: https://docs.rs/tower-lb/latest/tower_lb/service_config/struct.ServiceConfig.html"
+)]
+#![cfg_attr(feature = "health", doc = "[health-check]: health::HealthCheck")]
+#![cfg_attr(
+    not(feature = "health"),
+    doc = "[health-check]: https://docs.rs/tower-lb/latest/tower_lb/health/struct.HealthCheck.html"
+)]
+#![cfg_attr(feature = "metrics", doc = "[metrics-type]: metrics::Metrics")]
+#![cfg_attr(
+    not(feature = "metrics"),
+    doc = "[metrics-type]: https://docs.rs/tower-lb/latest/tower_lb/metrics/struct.Metrics.html"
+)]
+#![cfg_attr(feature = "tls", doc = "[client-tls]: tls::ClientTls")]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[client-tls]: https://docs.rs/tower-lb/latest/tower_lb/tls/struct.ClientTls.html"
+)]
+#![cfg_attr(feature = "tls", doc = "[builder-tls]: Builder::tls")]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[builder-tls]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
+)]
 #![deny(missing_docs)]
 // docs.rs builds with every feature and marks what each item needs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -183,3 +222,9 @@ pub use router::Router;
 pub use service_config::ServiceConfig;
 pub use status::{EndpointStatus, Snapshot};
 pub use time::Backoff;
+
+// The README's code blocks run as doctests, so its first program has to compile (the snippets
+// after it are marked `ignore`). That program uses tonic-health, which comes with `health`.
+#[cfg(all(doctest, feature = "health"))]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -24,7 +24,7 @@ use crate::transport::{Channel, Http2Channel};
 
 /// A client-side load balancer for HTTP/2 and gRPC calls.
 ///
-/// `Balancer` is a [`tower::Service`] over `http::Request`s: give it to a tonic generated
+/// `Balancer` is a [`tower::Service`](https://docs.rs/tower/0.5/tower/trait.Service.html) over `http::Request`s: give it to a tonic generated
 /// client (`EchoClient::new(balancer)`) or wrap it in more Tower layers. Each call picks one
 /// ready endpoint with the configured [`Policy`](crate::Policy) and goes out on that
 /// endpoint's own HTTP/2 connection.

@@ -11,8 +11,15 @@
 //! * An `Err` item is logged (`tracing` warning) and the stream is polled again: a resolver
 //!   that fails keeps the last good set. A stream that ends keeps the last set for good.
 //!
-//! [`dns`] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
+//! [`dns`][dns-module] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
 //! sends only what changed.
+//!
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#![cfg_attr(feature = "dns", doc = "[dns-module]: dns")]
+#![cfg_attr(
+    not(feature = "dns"),
+    doc = "[dns-module]: https://docs.rs/tower-lb/latest/tower_lb/discover/dns/index.html"
+)]
 
 mod change;
 #[cfg(feature = "dns")]

@@ -13,7 +13,7 @@
 //! * **Circuit breaking** ([`CircuitBreaker`], off by default) protects endpoints from being
 //!   overloaded (a cap on calls in flight) and recovers faster than an ejection: after
 //!   consecutive failures the circuit opens, and after a backoff one trial call decides.
-//! * **Active health checks** ([`HealthCheck`], off by default, feature `health`) ask each
+//! * **Active health checks** ([`HealthCheck`][health-check], off by default, feature `health`) ask each
 //!   endpoint over its own connection with `grpc.health.v1.Health/Watch` (or periodic `Check`):
 //!   `NOT_SERVING` takes it out of the ready set before any call fails — a draining server says
 //!   so — at the cost of one stream per endpoint. An endpoint without a health service counts
@@ -33,6 +33,13 @@
 //!
 //! Every transition — ejected, returned, breaker opened / half-open / closed, health changed,
 //! panic entered / left — is a `tracing` event with the endpoint and the reason.
+//!
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#![cfg_attr(feature = "health", doc = "[health-check]: HealthCheck")]
+#![cfg_attr(
+    not(feature = "health"),
+    doc = "[health-check]: https://docs.rs/tower-lb/latest/tower_lb/health/struct.HealthCheck.html"
+)]
 
 mod breaker;
 #[cfg(feature = "health")]

@@ -23,7 +23,7 @@ use crate::ready_set::Shared;
 use crate::status::{EndpointStatus, Snapshot};
 use crate::transport::NoRequests;
 
-/// A [`tower::Service<http::Uri>`] that returns a TCP connection to an endpoint picked by the
+/// A [`tower::Service<http::Uri>`](https://docs.rs/tower/0.5/tower/trait.Service.html) that returns a TCP connection to an endpoint picked by the
 /// balancer's policy: a connector for hyper's legacy client, a database pool, or any protocol
 /// that is not HTTP/2.
 ///

@@ -43,7 +43,7 @@
 //! | `loadBalancingConfig` | [`Builder::policy`](crate::Builder::policy) | see above; absent: the builder's policy stays (p2c over PeakEWMA by default, where gRPC's default is pick first) |
 //! | `loadBalancingPolicy` (deprecated) | `"round_robin"` / `"pick_first"` (any case) | only when `loadBalancingConfig` is absent; other names are ignored, as gRPC does |
 //! | `outlierDetection` | [`Builder::outlier_detection`](crate::Builder::outlier_detection) | a tower-lb extension with A50's fields; not together with `outlier_detection_experimental` |
-//! | `healthCheckConfig` | [`HealthCheck::grpc`](crate::health::HealthCheck::grpc)`.service(serviceName)` | needs the `health` feature: without it this field is an error, not silently dropped |
+//! | `healthCheckConfig` | [`HealthCheck::grpc`][health-check-grpc]`.service(serviceName)` | needs the `health` feature: without it this field is an error, not silently dropped |
 //! | `methodConfig`, `retryThrottling`, anything else | ignored | |
 //!
 //! Outlier detection (A50 field → [`OutlierDetection`]):
@@ -79,6 +79,16 @@
 //! Not supported: xDS policies (`xds_cluster_*`, `priority_experimental`,
 //! `weighted_target_experimental`, ...; skipped as unknown), ORCA-driven weights, per-method
 //! settings (`methodConfig`: timeouts, retries, hedging).
+//!
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#![cfg_attr(
+    feature = "health",
+    doc = "[health-check-grpc]: crate::health::HealthCheck::grpc"
+)]
+#![cfg_attr(
+    not(feature = "health"),
+    doc = "[health-check-grpc]: https://docs.rs/tower-lb/latest/tower_lb/health/struct.HealthCheck.html#method.grpc"
+)]
 
 mod outlier;
 mod policy;

@@ -36,8 +36,8 @@ use crate::error::BoxError;
 /// Every setting of tonic's `Endpoint` that concerns the connection has its counterpart here
 /// (and on the [`Builder`](crate::Builder), for the connector `build()` makes; the crate docs
 /// map each one). Values HTTP/2 does not allow fail every connection attempt with a message
-/// naming the setting (the builder refuses them at `build()`). With [`tls`](Self::tls)
-/// (feature `tls`), every connection is TLS; see the `tls` module.
+/// naming the setting (the builder refuses them at `build()`). With [`tls`][tls-method]
+/// (feature `tls`), every connection is TLS; see [`tls`][tls-module].
 ///
 /// ```
 /// use std::time::Duration;
@@ -48,6 +48,18 @@ use crate::error::BoxError;
 ///     .initial_stream_window_size(Some(1 << 20))
 ///     .authority("echo.internal:50051");
 /// ```
+///
+// Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/transport/struct.Http2Connector.html#method.tls"
+)]
+#[cfg_attr(feature = "tls", doc = "[tls-module]: crate::tls")]
+#[cfg_attr(
+    not(feature = "tls"),
+    doc = "[tls-module]: https://docs.rs/tower-lb/latest/tower_lb/tls/index.html"
+)]
 #[derive(Debug)]
 pub struct Http2Connector<B = tonic::body::Body> {
     settings: Http2Settings,

@@ -25,7 +25,7 @@
 //! | `http2_max_header_list_size` | `max_header_list_size` | hyper's (16 KiB) |
 //! | `origin` | `authority` (the request's `:authority`; scheme from the connection) | the caller's, else the endpoint's |
 //! | `user_agent` | `user_agent` (`"{yours} tower-lb/{version}"`) | `tower-lb/{version}` |
-//! | `tls_config` | [`Builder::tls`](crate::Builder::tls) / `Http2Connector::tls` (feature `tls`) | plaintext |
+//! | `tls_config` | `Http2Connector::tls` (feature `tls`) | plaintext |
 //! | `concurrency_limit` | [`CircuitBreaker::max_in_flight`](crate::health::CircuitBreaker::max_in_flight), per endpoint | none |
 //! | `rate_limit` | not a balancer's job: put `tower::limit::RateLimitLayer` around the balancer | — |
 //! | `buffer_size` | does not apply: there is no `Buffer`; calls pick in their own task | — |

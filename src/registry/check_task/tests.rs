@@ -10,10 +10,11 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::{Health, HealthServer};
-use tower_lb_testkit::TestServer;
+use tonic_health::server::HealthReporter;
 
 use super::*;
 use crate::discover::Endpoint;
@@ -63,16 +64,105 @@ async fn stop(handle: JoinHandle<()>) {
     assert!(ended.is_ok() || ended.unwrap_err().is_cancelled());
 }
 
+/// A tonic server on a free loopback port, in a runtime of its own on its own thread, so that
+/// [`Real::kill`] drops the listener and every connection at once, as a crash would. With
+/// health, it serves tonic-health's own service with `""` and `"echo.Echo"` SERVING; without,
+/// no service at all (every call UNIMPLEMENTED, as a server without grpc.health.v1 answers).
+struct Real {
+    addr: SocketAddr,
+    reporter: Option<HealthReporter>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Real {
+    async fn start(health: bool) -> Real {
+        let reporter = if health {
+            let (reporter, service) = tonic_health::server::health_reporter();
+            reporter
+                .set_service_status("", tonic_health::ServingStatus::Serving)
+                .await;
+            reporter
+                .set_service_status("echo.Echo", tonic_health::ServingStatus::Serving)
+                .await;
+            Some((reporter, service))
+        } else {
+            None
+        };
+        let routes = match &reporter {
+            Some((_, service)) => Routes::new(service.clone()),
+            None => Routes::default(),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::spawn(
+                    Server::builder()
+                        .add_routes(routes)
+                        .serve_with_incoming(TcpIncoming::from(listener)),
+                );
+                let _ = stopped.await;
+            });
+            // Dropping the runtime ends the server and every connection task at once.
+            drop(runtime);
+        });
+        Real {
+            addr,
+            reporter: reporter.map(|(reporter, _)| reporter),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    async fn set_serving(&self, serving: bool) {
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        let reporter = self.reporter.as_ref().expect("a server with health");
+        reporter.set_service_status("", status).await;
+        reporter.set_service_status("echo.Echo", status).await;
+    }
+
+    fn kill(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Real {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
 async fn watch_follows_serving(config: HealthCheck) {
-    let server = TestServer::start_with_health("a").unwrap();
-    let (handle, mut rx) = start(connect(server.addr()).await, config);
+    let server = Real::start(true).await;
+    let (handle, mut rx) = start(connect(server.addr).await, config);
     assert_eq!(next(&mut rx).await, Verdict::Serving);
-    server.set_serving(false);
+    server.set_serving(false).await;
     assert_eq!(
         next(&mut rx).await,
         Verdict::NotServing("NOT_SERVING".into())
     );
-    server.set_serving(true);
+    server.set_serving(true).await;
     assert_eq!(next(&mut rx).await, Verdict::Serving);
     stop(handle).await;
 }
@@ -89,9 +179,9 @@ async fn watch_follows_a_named_service() {
 
 #[tokio::test]
 async fn unknown_service_is_not_serving() {
-    let server = TestServer::start_with_health("a").unwrap();
+    let server = Real::start(true).await;
     let config = HealthCheck::grpc().service("no.Such");
-    let (handle, mut rx) = start(connect(server.addr()).await, config);
+    let (handle, mut rx) = start(connect(server.addr).await, config);
     let verdict = next(&mut rx).await;
     assert!(
         not_serving(&verdict).contains("SERVICE_UNKNOWN"),
@@ -102,8 +192,8 @@ async fn unknown_service_is_not_serving() {
 
 #[tokio::test]
 async fn no_health_service_is_healthy_and_ends_the_task() {
-    let server = TestServer::start("a").unwrap();
-    let (handle, mut rx) = start(connect(server.addr()).await, HealthCheck::grpc());
+    let server = Real::start(false).await;
+    let (handle, mut rx) = start(connect(server.addr).await, HealthCheck::grpc());
     assert_eq!(next(&mut rx).await, Verdict::NoHealthService);
     tokio::time::timeout(WAIT, handle)
         .await
@@ -114,8 +204,8 @@ async fn no_health_service_is_healthy_and_ends_the_task() {
 
 #[tokio::test]
 async fn killed_server_is_not_serving() {
-    let server = TestServer::start_with_health("a").unwrap();
-    let (handle, mut rx) = start(connect(server.addr()).await, HealthCheck::grpc());
+    let server = Real::start(true).await;
+    let (handle, mut rx) = start(connect(server.addr).await, HealthCheck::grpc());
     assert_eq!(next(&mut rx).await, Verdict::Serving);
     server.kill();
     let verdict = next(&mut rx).await;
