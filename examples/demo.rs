@@ -256,7 +256,11 @@ impl Events {
 }
 
 fn status_of(balancer: &Balancer, addr: SocketAddr) -> Option<EndpointStatus> {
-    balancer.endpoints().into_iter().find(|s| s.addr == addr)
+    balancer
+        .snapshot()
+        .endpoints
+        .into_iter()
+        .find(|s| s.addr == addr)
 }
 
 /// Polls the balancer's view of `addr` until `done` holds. Returns how long that took, and
@@ -851,7 +855,7 @@ fn statuses_by_backend(
     balancer: &Balancer,
     backends: &[Backend; N],
 ) -> [Option<EndpointStatus>; N] {
-    let all = balancer.endpoints();
+    let all = balancer.snapshot().endpoints;
     std::array::from_fn(|i| all.iter().find(|s| s.addr == backends[i].addr).cloned())
 }
 

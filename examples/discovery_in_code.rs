@@ -57,9 +57,9 @@ async fn calls(client: &mut Client, n: usize) -> Result<BTreeMap<String, usize>,
     Ok(answered)
 }
 
-/// What the balancer knows, from `balancer.endpoints()`.
+/// What the balancer knows, from `balancer.snapshot().endpoints`.
 fn show(balancer: &Balancer) {
-    for e in balancer.endpoints() {
+    for e in balancer.snapshot().endpoints {
         let (key, addr, weight, state, done) = (e.key, e.addr, e.weight, e.state, e.requests);
         println!("  {key} {addr} weight {weight} {state:?}, {done} calls done");
     }
@@ -178,13 +178,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         b.calls() == b_before && !got.contains_key("b"),
         "a removed endpoint gets no new calls",
     )?;
-    until(&balancer, "b gone", |b| b.endpoints().len() == 2).await?;
+    until(&balancer, "b gone", |b| b.snapshot().endpoints.len() == 2).await?;
     show(&balancer);
 
     println!("\nchange pod-a's weight to 5 (same address: the connection stays)");
     insert("pod-a", &a, 5)?;
     until(&balancer, "a at weight 5", |b| {
-        b.endpoints().iter().any(|e| e.weight == 5)
+        b.snapshot().endpoints.iter().any(|e| e.weight == 5)
     })
     .await?;
     let got = calls(&mut client, 160).await?;

@@ -73,7 +73,7 @@ async fn calls(balancer: &Balancer) -> Result<(), Box<dyn Error>> {
 
 /// Prints the balancer's endpoints, named after the backend at each address.
 fn show(balancer: &Balancer, servers: &[&TestServer]) {
-    let mut endpoints = balancer.endpoints();
+    let mut endpoints = balancer.snapshot().endpoints;
     endpoints.sort_by_key(|e| e.addr);
     for e in endpoints {
         let name = servers
@@ -95,7 +95,7 @@ async fn until_ready(
     ready: usize,
 ) -> Result<(), Box<dyn Error>> {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while balancer.ready_len() != ready || balancer.endpoints().len() != known {
+    while balancer.ready_len() != ready || balancer.snapshot().endpoints.len() != known {
         if Instant::now() > deadline {
             return Err(
                 format!("the balancer never had {ready} of {known} endpoints ready").into(),
@@ -141,7 +141,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     until_ready(&balancer, 2, 2).await?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while !balancer
-        .endpoints()
+        .snapshot()
+        .endpoints
         .iter()
         .any(|e| e.priority == 0 && e.weight == 300)
     {

@@ -170,7 +170,8 @@ async fn failing_backend(outlier: OutlierDetection, label: &str) -> Res<bool> {
         let mut ejected = None;
         while detecting && Instant::now() < give_up {
             let health = balancer
-                .endpoints()
+                .snapshot()
+                .endpoints
                 .into_iter()
                 .find(|s| s.addr == victim.addr());
             if health.is_some_and(|s| s.health == Health::Ejected) {
@@ -225,7 +226,11 @@ async fn killed_backend() -> Res<bool> {
     let addr = victim.addr();
     let event = async {
         tokio::time::sleep(WARM_UP).await;
-        let on_client = balancer.endpoints().into_iter().find(|s| s.addr == addr);
+        let on_client = balancer
+            .snapshot()
+            .endpoints
+            .into_iter()
+            .find(|s| s.addr == addr);
         let on_server = victim.in_flight();
         let started = Instant::now();
         // `kill` joins the server's thread: keep it off the runtime's workers.
@@ -239,7 +244,11 @@ async fn killed_backend() -> Res<bool> {
     };
     let (load, kill) = tokio::join!(load(&balancer, CALLERS, WARM_UP + AFTER_KILL), event);
     let (load, (on_server, on_client, started, killed)) = (load?, kill?);
-    let health = balancer.endpoints().into_iter().find(|s| s.addr == addr);
+    let health = balancer
+        .snapshot()
+        .endpoints
+        .into_iter()
+        .find(|s| s.addr == addr);
     let health = health.map_or("gone".into(), |s| format!("{:?}, {:?}", s.state, s.health));
     let failed = load.failed();
     let budget = on_server + KILL_ALLOWANCE;

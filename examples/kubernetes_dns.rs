@@ -96,7 +96,7 @@ fn zone(pods: &[(&str, SocketAddr)]) -> Zone {
 /// Waits (at most 10 s) until `balancer` has exactly `want` endpoints, all ready.
 async fn until_ready(balancer: &Balancer, want: usize) -> Result<Duration, Box<dyn Error>> {
     let started = Instant::now();
-    while balancer.endpoints().len() != want || balancer.ready_len() != want {
+    while balancer.snapshot().endpoints.len() != want || balancer.ready_len() != want {
         if started.elapsed() > Duration::from_secs(10) {
             return Err(format!("the balancer never had {want} endpoints ready").into());
         }

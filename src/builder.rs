@@ -20,7 +20,7 @@ use crate::ready_set::{CallConfig, Shared};
 use crate::registry::{OnAllUnreachable, Registry};
 use crate::retry_budget::RetryBudget;
 use crate::time::Backoff;
-use crate::transport::{Connector, Http2Connector, Http2Settings};
+use crate::transport::{Connector, Http2Connector};
 
 /// The runtime the caller runs in, where a balancer's control task goes.
 pub(crate) fn current_runtime() -> Result<tokio::runtime::Handle, Error> {
@@ -71,13 +71,14 @@ impl Balancer {
 /// | [`health_check`][health-check] (feature `health`) | off | grpc.health.v1 `Watch` / `Check` per endpoint |
 /// | [`slow_start`](Self::slow_start) | off | ramp a (re)joining endpoint's weight |
 /// | [`panic_threshold`](Self::panic_threshold) | 50 % | below this healthy share of a tier, endpoints held out by health checks take calls again |
-/// | [`connect_timeout`](Self::connect_timeout), [`keep_alive`](Self::keep_alive), [`tcp_keepalive`](Self::tcp_keepalive), windows, frame and header sizes | tonic's `Endpoint` defaults (5 s; PING every 20 s, 10 s timeout, also idle; `TCP_NODELAY`) | the HTTP/2 connections `build()` makes, see [`Http2Connector`] |
-/// | [`authority`](Self::authority), [`user_agent`](Self::user_agent) | the caller's, else the endpoint's address; `tower-lb/{version}` | what every request carries |
 /// | [`failures`](Self::failures) | server errors (gRPC UNAVAILABLE, INTERNAL, ...; HTTP 5xx) and timeouts | which call outcomes count against an endpoint |
 /// | [`metrics`][metrics-method] (feature `metrics`) | off | export every endpoint's counters, load and health through the `metrics` facade |
-/// | [`tls`][tls-method] (feature `tls`) | off (plaintext HTTP/2) | TLS or mTLS to every endpoint, see [`tls`][tls-module] |
 ///
-/// The [`health`](crate::health) module explains each health mechanism and its trade-off.
+/// Connections — TLS, timeouts, keep-alive, windows, the requests' authority and user agent —
+/// are the connector's settings: give an [`Http2Connector`] to
+/// [`build_with`](Self::build_with) (with TLS, see [`tls`][tls-module]); [`build`](Self::build)
+/// uses one with tonic's defaults. The [`health`](crate::health) module explains each health
+/// mechanism and its trade-off.
 ///
 /// ```
 /// use std::time::Duration;
@@ -98,11 +99,6 @@ impl Balancer {
     not(feature = "metrics"),
     doc = "[metrics-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.metrics"
 )]
-#[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
-#[cfg_attr(
-    not(feature = "tls"),
-    doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
-)]
 #[cfg_attr(feature = "tls", doc = "[tls-module]: crate::tls")]
 #[cfg_attr(
     not(feature = "tls"),
@@ -119,12 +115,8 @@ pub struct Builder {
     backoff: Backoff,
     health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
-    /// The settings of the connector `build()` makes.
-    connection: Http2Settings,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
-    #[cfg(feature = "tls")]
-    tls: Option<crate::tls::ClientTls>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -139,7 +131,6 @@ impl std::fmt::Debug for Builder {
             .field("backoff", &self.backoff)
             .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
-            .field("connection", &self.connection)
             .finish_non_exhaustive()
     }
 }
@@ -156,11 +147,8 @@ impl Default for Builder {
             backoff: Backoff::default(),
             health: HealthConfig::default(),
             on_all_unreachable: None,
-            connection: Http2Settings::default(),
             #[cfg(feature = "metrics")]
             metrics: None,
-            #[cfg(feature = "tls")]
-            tls: None,
         }
     }
 }
@@ -258,7 +246,7 @@ impl Builder {
     /// after this call win. See [`service_config`](crate::service_config) for the mapping.
     ///
     /// ```
-    /// use tower_lb::{Balancer, ServiceConfig};
+    /// use tower_lb::{Balancer, service_config::ServiceConfig};
     /// let config = ServiceConfig::from_json(r#"{
     ///     "loadBalancingConfig": [{"pick_first": {"shuffleAddressList": true}}],
     ///     "outlierDetection": {"failurePercentageEjection": {"threshold": 50}}
@@ -322,114 +310,6 @@ impl Builder {
         self
     }
 
-    /// Connect timeout of each connection attempt (default 5 s); see
-    /// [`Http2Connector::connect_timeout`]. Like every connection setting, it applies to
-    /// [`build`](Self::build) (and the connect timeout also to [`build_tcp`](Self::build_tcp));
-    /// `build_with` and `layer` take a connector made elsewhere and refuse a builder with
-    /// connection settings, rather than ignore them.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connection.connect_timeout = timeout;
-        self
-    }
-
-    /// HTTP/2 keep-alive PING interval (`None`: no pings) and timeout (defaults 20 s, 10 s);
-    /// see [`Http2Connector::keep_alive`].
-    pub fn keep_alive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
-        self.connection.keep_alive_interval = interval;
-        self.connection.keep_alive_timeout = timeout;
-        self
-    }
-
-    /// Keep-alive PINGs on idle connections too (default on); see
-    /// [`Http2Connector::keep_alive_while_idle`].
-    pub fn keep_alive_while_idle(mut self, enabled: bool) -> Self {
-        self.connection.keep_alive_while_idle = enabled;
-        self
-    }
-
-    /// `TCP_NODELAY` (default on); see [`Http2Connector::tcp_nodelay`].
-    pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
-        self.connection.tcp_nodelay = enabled;
-        self
-    }
-
-    /// TCP keep-alive after this long idle (default off); see
-    /// [`Http2Connector::tcp_keepalive`].
-    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Self {
-        self.connection.tcp_keepalive = idle;
-        self
-    }
-
-    /// Time between TCP keep-alive probes; see [`Http2Connector::tcp_keepalive_interval`].
-    pub fn tcp_keepalive_interval(mut self, interval: Option<Duration>) -> Self {
-        self.connection.tcp_keepalive_interval = interval;
-        self
-    }
-
-    /// Unanswered TCP keep-alive probes before the connection drops; see
-    /// [`Http2Connector::tcp_keepalive_retries`].
-    pub fn tcp_keepalive_retries(mut self, retries: Option<u32>) -> Self {
-        self.connection.tcp_keepalive_retries = retries;
-        self
-    }
-
-    /// `TCP_USER_TIMEOUT` (Linux, Android); see [`Http2Connector::tcp_user_timeout`].
-    pub fn tcp_user_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.connection.tcp_user_timeout = timeout;
-        self
-    }
-
-    /// HTTP/2 initial stream window; see [`Http2Connector::initial_stream_window_size`].
-    pub fn initial_stream_window_size(mut self, size: Option<u32>) -> Self {
-        self.connection.initial_stream_window_size = size;
-        self
-    }
-
-    /// HTTP/2 initial connection window; see
-    /// [`Http2Connector::initial_connection_window_size`].
-    pub fn initial_connection_window_size(mut self, size: Option<u32>) -> Self {
-        self.connection.initial_connection_window_size = size;
-        self
-    }
-
-    /// HTTP/2 adaptive flow-control windows (default off); see
-    /// [`Http2Connector::adaptive_window`].
-    pub fn adaptive_window(mut self, enabled: bool) -> Self {
-        self.connection.adaptive_window = enabled;
-        self
-    }
-
-    /// HTTP/2 largest frame accepted; see [`Http2Connector::max_frame_size`].
-    pub fn max_frame_size(mut self, size: Option<u32>) -> Self {
-        self.connection.max_frame_size = size;
-        self
-    }
-
-    /// HTTP/2 largest header list accepted; see [`Http2Connector::max_header_list_size`].
-    pub fn max_header_list_size(mut self, size: Option<u32>) -> Self {
-        self.connection.max_header_list_size = size;
-        self
-    }
-
-    /// The `:authority` of every request, over the caller's and the endpoint's; see
-    /// [`Http2Connector::authority`]. A value that is not an authority fails `build()`.
-    ///
-    /// ```
-    /// use tower_lb::Balancer;
-    /// let builder = Balancer::builder().authority("echo.internal:50051");
-    /// ```
-    pub fn authority(mut self, authority: impl Into<String>) -> Self {
-        self.connection.authority = Some(authority.into());
-        self
-    }
-
-    /// Names the client in the `user-agent` of requests that carry none; see
-    /// [`Http2Connector::user_agent`]. A value that is not a header value fails `build()`.
-    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
-        self.connection.user_agent = Some(agent.into());
-        self
-    }
-
     /// Exports the balancer's state through the `metrics` facade (feature `metrics`; off
     /// until set). See [`metrics`](crate::metrics) for what is exported.
     #[cfg(feature = "metrics")]
@@ -438,57 +318,37 @@ impl Builder {
         self
     }
 
-    /// TLS (or mTLS, with a client identity) to every endpoint of a balancer made by
-    /// [`build`](Self::build) (feature `tls`). The server name each certificate is checked
-    /// against comes from the [`ClientTls`](crate::tls::ClientTls) or from the endpoint, never
-    /// from its IP address; see [`crate::tls`].
-    ///
-    /// [`build_with`](Self::build_with), [`layer`](Self::layer) and
-    /// [`build_tcp`](Self::build_tcp) bring or make their own connector, so they refuse a
-    /// builder with TLS set rather than quietly dial plaintext: give
-    /// [`Http2Connector::tls`] to `build_with` instead.
-    ///
-    /// ```
-    /// # fn run(ca_pem: &str) -> Result<(), tower_lb::Error> {
-    /// use tower_lb::{Balancer, tls::ClientTls};
-    /// let builder = Balancer::builder().tls(ClientTls::from_root_pem(ca_pem)?.server_name("echo.internal")?);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Builds a balancer for tonic clients: HTTP/2 over TCP (over TLS, if
-    /// [`tls`][tls-method] is set) to each endpoint, fed by `discovery`.
+    /// Builds a balancer for tonic clients: plaintext HTTP/2 over TCP to each endpoint, with
+    /// [`Http2Connector`]'s default settings, fed by `discovery`.
     ///
     /// Must be called inside a tokio runtime (the control task is spawned on it); otherwise
     /// returns [`Error::InvalidConfig`].
-    ///
-    #[cfg_attr(feature = "tls", doc = "[tls-method]: Self::tls")]
-    #[cfg_attr(
-        not(feature = "tls"),
-        doc = "[tls-method]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
-    )]
-    pub fn build<D, E>(mut self, discovery: D) -> Result<Balancer, Error>
+    pub fn build<D, E>(self, discovery: D) -> Result<Balancer, Error>
     where
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        self.connection.validate()?;
-        let connection = std::mem::take(&mut self.connection);
-        let connector = Http2Connector::with_settings(connection);
-        #[cfg(feature = "tls")]
-        let connector = match self.tls.take() {
-            Some(tls) => connector.tls(tls),
-            None => connector,
-        };
-        self.build_with(connector, discovery)
+        self.build_with(Http2Connector::new(), discovery)
     }
 
-    /// Builds a balancer that dials endpoints with `connector` (another request body type,
-    /// custom HTTP/2 settings, or in-process services).
+    /// Builds a balancer that dials endpoints with `connector`: an [`Http2Connector`] with
+    /// settings of yours — TLS, timeouts, keep-alive, windows, authority, user agent: every
+    /// connection setting of tonic's `Endpoint` (the [`transport`](crate::transport) module
+    /// maps them) — or another request body type, or in-process services.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), tower_lb::Error> {
+    /// use std::time::Duration;
+    /// use tower_lb::{Balancer, discover, transport::Http2Connector};
+    /// let endpoints = vec!["127.0.0.1:50051".parse::<discover::Endpoint>()?];
+    /// let connector = Http2Connector::new()
+    ///     .connect_timeout(Duration::from_secs(1))
+    ///     .authority("echo.internal:50051");
+    /// let balancer = Balancer::builder()
+    ///     .timeout(Duration::from_secs(2))
+    ///     .build_with(connector, discover::fixed(endpoints))?;
+    /// # drop(balancer); Ok(()) }
+    /// ```
     pub fn build_with<C, D, E>(
         self,
         connector: C,
@@ -516,6 +376,7 @@ impl Builder {
         E: Into<BoxError> + 'static,
     {
         self.validate::<C::Channel>()?;
+        connector.validate()?;
         let policy = self.policy.clone().for_balancer();
         let (stop_tx, stop_rx) = oneshot::channel();
         let shared = Arc::new(Shared::new(
@@ -551,21 +412,8 @@ impl Builder {
         D: Stream<Item = Result<Change, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let connect_timeout = self.connection.connect_timeout;
-        let only_timeout = Http2Settings {
-            connect_timeout,
-            ..Http2Settings::default()
-        };
-        if self.connection != only_timeout {
-            return Err(Error::InvalidConfig(
-                "build_tcp takes connect_timeout only of the connection settings; the others \
-                 are HTTP/2's"
-                    .into(),
-            ));
-        }
-        let mut builder = self;
-        builder.connection = Http2Settings::default();
-        let inner = builder.build_with(TcpProbe { connect_timeout }, discovery)?;
+        let connect_timeout = crate::transport::DEFAULT_CONNECT_TIMEOUT;
+        let inner = self.build_with(TcpProbe { connect_timeout }, discovery)?;
         Ok(TcpBalancer::new(inner, connect_timeout))
     }
 
@@ -582,7 +430,7 @@ impl Builder {
 
     /// Refuses settings that cannot work together, before anything starts.
     #[cfg_attr(not(feature = "health"), allow(clippy::extra_unused_type_parameters))]
-    fn validate<T: crate::transport::Channel>(&self) -> Result<(), Error> {
+    fn validate<T: crate::transport::EndpointChannel>(&self) -> Result<(), Error> {
         self.validate_for_any_connector()?;
         #[cfg(feature = "health")]
         if self.health.check.is_some() && !crate::registry::health_check_supported::<T>() {
@@ -595,22 +443,6 @@ impl Builder {
 
     /// What [`validate`](Self::validate) checks, but for the connector's channel type.
     pub(crate) fn validate_for_any_connector(&self) -> Result<(), Error> {
-        if self.connection != Http2Settings::default() {
-            return Err(Error::InvalidConfig(
-                "connection settings (connect_timeout, keep-alive, windows, authority, user \
-                 agent, ...) apply to build() only; this connector was made elsewhere: set \
-                 them on it (Http2Connector has the same settings)"
-                    .into(),
-            ));
-        }
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            return Err(Error::InvalidConfig(
-                "Builder::tls applies to build() only; this connector was made elsewhere and \
-                 would dial plaintext: give Http2Connector::tls to build_with instead"
-                    .into(),
-            ));
-        }
         self.health.outlier.validate()?;
         self.limits.validate()?;
         self.retry_budget.validate()?;

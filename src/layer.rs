@@ -17,8 +17,7 @@ use crate::transport::Connector;
 /// when the layer is made, so applying it cannot fail but for one case: a health check over a
 /// connector whose request body is not `tonic::body::Body`. Made with [`Builder::layer`],
 /// nothing is checked until the layer is applied; applied outside a tokio runtime, or with a
-/// builder that cannot build (such as one with `Builder::tls`, whose TLS belongs to `build`),
-/// the balancer it makes fails every call with `UNAVAILABLE` (and logs the error) instead of
+/// builder that cannot build, the balancer it makes fails every call with `UNAVAILABLE` (and logs the error) instead of
 /// panicking.
 ///
 /// ```
@@ -53,19 +52,17 @@ impl Builder {
         }
     }
 
-    /// The [`tower::Layer`] form, checked now: fails if the configuration cannot build, if
-    /// it has settings that belong to [`build`](Self::build) (TLS, connection settings: give
-    /// them to the connector instead), or if it is not called inside a tokio runtime, whose
-    /// handle the layer keeps for the balancers it makes.
+    /// The [`tower::Layer`] form, checked now: fails if the configuration cannot build, or if
+    /// it is not called inside a tokio runtime, whose handle the layer keeps for the balancers
+    /// it makes.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// use std::time::Duration;
     /// use tower_lb::{Balancer, discover};
     /// let refused = Balancer::builder()
-    ///     .connect_timeout(Duration::from_secs(1))
+    ///     .panic_threshold(Some(2.0)) // a share of endpoints: 0 ..= 1
     ///     .try_layer(discover::fixed([]));
-    /// assert!(refused.is_err()); // set it on the connector the layer wraps
+    /// assert!(refused.is_err());
     /// # }
     /// ```
     pub fn try_layer<D>(self, discovery: D) -> Result<BalanceLayer<D>, Error> {

@@ -115,9 +115,9 @@
 //! |---|---|---|
 //! | `dns` | on | [`discover::dns`][dns-module]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
 //! | `health` | on | active `grpc.health.v1` checks, [`health::HealthCheck`][health-check] (tonic-health) |
-//! | `service-config` | on | [`ServiceConfig`][service-config]: gRPC service config JSON onto the builder (serde_json) |
+//! | `service-config` | on | [`service_config::ServiceConfig`][service-config]: gRPC service config JSON onto the builder (serde_json) |
 //! | `metrics` | off | [`metrics::Metrics`][metrics-type]: export through the `metrics` facade |
-//! | `tls` | off | [`tls::ClientTls`][client-tls], [`Builder::tls`][builder-tls]: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
+//! | `tls` | off | [`tls::ClientTls`][client-tls] for `transport::Http2Connector::tls`: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
 //!
 //! ## Examples
 //!
@@ -145,7 +145,10 @@
     not(feature = "service-config"),
     doc = "[service-config-module]: https://docs.rs/tower-lb/latest/tower_lb/service_config/index.html"
 )]
-#![cfg_attr(feature = "service-config", doc = "[service-config]: ServiceConfig")]
+#![cfg_attr(
+    feature = "service-config",
+    doc = "[service-config]: service_config::ServiceConfig"
+)]
 #![cfg_attr(
     not(feature = "service-config"),
     doc = "[service-config]: https://docs.rs/tower-lb/latest/tower_lb/service_config/struct.ServiceConfig.html"
@@ -164,11 +167,6 @@
 #![cfg_attr(
     not(feature = "tls"),
     doc = "[client-tls]: https://docs.rs/tower-lb/latest/tower_lb/tls/struct.ClientTls.html"
-)]
-#![cfg_attr(feature = "tls", doc = "[builder-tls]: Builder::tls")]
-#![cfg_attr(
-    not(feature = "tls"),
-    doc = "[builder-tls]: https://docs.rs/tower-lb/latest/tower_lb/struct.Builder.html#method.tls"
 )]
 #![deny(missing_docs)]
 // docs.rs builds with every feature and marks what each item needs.
@@ -218,8 +216,6 @@ pub use picker::Picker;
 pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
 pub use retry_budget::RetryBudget;
 pub use router::Router;
-#[cfg(feature = "service-config")]
-pub use service_config::ServiceConfig;
 pub use status::{EndpointStatus, Snapshot};
 pub use time::Backoff;
 

@@ -90,7 +90,7 @@ impl Metrics {
     }
 
     /// Starts the task that exports `shared`'s state until the balancer is gone.
-    pub(crate) fn spawn<T: crate::transport::Channel>(
+    pub(crate) fn spawn<T: crate::transport::EndpointChannel>(
         &self,
         runtime: &tokio::runtime::Handle,
         shared: Weak<Shared<T>>,

@@ -22,7 +22,7 @@ use crate::error::Unready;
 use crate::limits::WaitingCalls;
 use crate::policy::{Call, PickState, Plan, Policy};
 use crate::retry_budget::{Budget, RetryBudget};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// A snapshot of the endpoint set.
 pub(crate) struct ReadySet<T> {
@@ -56,7 +56,7 @@ impl<T> ReadySet<T> {
     }
 }
 
-impl<T: Channel> ReadySet<T> {
+impl<T: EndpointChannel> ReadySet<T> {
     /// Which ready endpoint `policy` picks for `call`; `None` only when none is ready.
     #[inline]
     pub(crate) fn pick<R: RngCore>(

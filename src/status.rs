@@ -110,7 +110,7 @@ impl Snapshot {
 
 /// A point-in-time view of one endpoint.
 ///
-/// Returned by [`Balancer::endpoints`](crate::Balancer::endpoints) and in a [`Snapshot`].
+/// One of the endpoints of a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct EndpointStatus {

@@ -2,9 +2,9 @@
 //!
 //! [`ClientTls`] says whom to trust (a root store of your own: no system or web roots are
 //! added behind your back), which client certificate to show (mTLS), and optionally one server
-//! name for every endpoint. Give it to [`Builder::tls`](crate::Builder::tls), or to
-//! [`Http2Connector::tls`](crate::transport::Http2Connector::tls) for a connector of your own
-//! settings. Each connection then dials TCP, completes the TLS handshake (ALPN `h2`), and only
+//! name for every endpoint. Give it to
+//! [`Http2Connector::tls`](crate::transport::Http2Connector::tls), and the connector to
+//! [`Builder::build_with`](crate::Builder::build_with). Each connection then dials TCP, completes the TLS handshake (ALPN `h2`), and only
 //! then starts HTTP/2. A failed handshake is a failed connection attempt: the endpoint stays
 //! out of the ready set with the handshake's error as its last error, and reconnects with the
 //! usual backoff. There is no path back to plaintext.
@@ -23,12 +23,14 @@
 //! certificate for a pod that moves can honestly vouch for.
 //!
 //! ```
-//! use tower_lb::{Balancer, tls::ClientTls};
-//! # fn run(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), tower_lb::Error> {
+//! use tower_lb::{Balancer, discover, tls::ClientTls, transport::Http2Connector};
+//! # async fn run(ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), tower_lb::Error> {
 //! let tls = ClientTls::from_root_pem(ca_pem)?      // trust this CA only
 //!     .identity_pem(cert_pem, key_pem)?            // mTLS: our client certificate
 //!     .server_name("echo.internal")?;              // optional: one name for all endpoints
-//! let builder = Balancer::builder().tls(tls);
+//! let endpoints = vec!["10.0.0.1:443".parse::<discover::Endpoint>()?];
+//! let balancer = Balancer::builder()
+//!     .build_with(Http2Connector::new().tls(tls), discover::fixed(endpoints))?;
 //! # Ok(()) }
 //! ```
 //!

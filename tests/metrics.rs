@@ -173,7 +173,8 @@ async fn metrics_follow_calls_ejections_and_discovery() {
     // Discovery removes one: its gauges go to 0, its counters stay.
     let gone = &servers[1];
     let finished = balancer
-        .endpoints()
+        .snapshot()
+        .endpoints
         .into_iter()
         .find(|e| e.addr == gone.addr())
         .unwrap()

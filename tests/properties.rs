@@ -218,7 +218,7 @@ proptest! {
                 // Wait (bounded) until the balancer's view matches the set.
                 let want: HashMap<String, u32> = set.iter().map(|(&k, &w)| (addr(k).to_string(), w)).collect();
                 for _ in 0..1000 {
-                    let seen: HashMap<String, u32> = balancer.endpoints().into_iter().map(|e| (e.addr.to_string(), e.weight)).collect();
+                    let seen: HashMap<String, u32> = balancer.snapshot().endpoints.into_iter().map(|e| (e.addr.to_string(), e.weight)).collect();
                     if seen == want && balancer.ready_len() == want.len() { break; }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
@@ -238,7 +238,7 @@ proptest! {
                         Err(e) => prop_assert!(set.is_empty(), "call failed with endpoints ready: {e}"),
                     }
                 }
-                for s in balancer.endpoints() {
+                for s in balancer.snapshot().endpoints {
                     prop_assert_eq!(s.in_flight, 0);
                 }
             }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tower_lb::discover::{self, Change, Endpoint, Key};
 use tower_lb::tls::ClientTls;
+use tower_lb::transport::Http2Connector;
 use tower_lb::{Backoff, Balancer, Error, Unready};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
@@ -96,8 +97,7 @@ fn endpoint(server: &TestServer) -> Endpoint {
 
 fn balancer(tls: ClientTls, endpoints: Vec<Endpoint>) -> Balancer {
     builder()
-        .tls(tls)
-        .build(discover::fixed(endpoints))
+        .build_with(Http2Connector::new().tls(tls), discover::fixed(endpoints))
         .unwrap()
 }
 
@@ -237,7 +237,9 @@ async fn a_new_server_name_for_the_same_address_reconnects() {
     let server = tls_server("a", &ca.server("echo.test"), None);
     let tls = ClientTls::from_root_pem(&ca.pem).unwrap();
     let (tx, discovery) = channel_discovery();
-    let balancer = builder().tls(tls).build(discovery).unwrap();
+    let balancer = builder()
+        .build_with(Http2Connector::new().tls(tls), discovery)
+        .unwrap();
     let key = Key::from("echo");
     let named = |name: &str| endpoint(&server).with_server_name(name).unwrap();
     tx.send(Change::Insert(key.clone(), named("wrong.test")))
@@ -377,19 +379,6 @@ async fn bad_configuration_is_refused_with_a_reason() {
         assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
         assert!(err.to_string().contains(want), "{err:?} lacks {want:?}");
     }
-    // TLS set on the builder cannot be lost on a connector made elsewhere.
-    let err = builder()
-        .tls(tls)
-        .build_with(
-            tower_lb::transport::Http2Connector::<tonic::body::Body>::new(),
-            discover::fixed(Vec::new()),
-        )
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("Builder::tls applies to build() only"),
-        "{err}"
-    );
 }
 
 /// A discovery stream the test controls.

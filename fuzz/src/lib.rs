@@ -14,7 +14,8 @@ use hickory_resolver::proto::rr::{Name, Record};
 use tower_lb::discover::dns::OnEmpty;
 use tower_lb::discover::{Change, Endpoint, Key};
 use tower_lb::fuzzing::{DnsRound, DnsRun};
-use tower_lb::{Balancer, HashKey, Picker, Policy, ServiceConfig, fuzzing};
+use tower_lb::service_config::ServiceConfig;
+use tower_lb::{Balancer, HashKey, Picker, Policy, fuzzing};
 
 /// The name every SRV answer is for.
 pub const SRV_NAME: &str = "_grpc._tcp.echo.default.svc.cluster.local.";

@@ -17,7 +17,7 @@ use crate::endpoint::{EndpointState, InFlight};
 use crate::error::Error;
 use crate::policy::PickState;
 use crate::ready_set::Shared;
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// Where one call stands in its attempts.
 pub(crate) struct Attempts<T> {
@@ -32,7 +32,7 @@ pub(crate) struct Attempts<T> {
     deadline: Instant,
 }
 
-impl<T: Channel> Attempts<T> {
+impl<T: EndpointChannel> Attempts<T> {
     /// A call that may wait `wait` for a ready endpoint from now, and not past `until` (its
     /// own deadline); `hash` is its key's hash, `seed` its clone's draw for the random choices.
     pub(crate) fn new(

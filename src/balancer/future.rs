@@ -22,11 +22,11 @@ use super::pick::{NotPicked, fresh_seed};
 use crate::endpoint::{EndpointState, InFlight};
 use crate::error::{BoxError, CallStage, Error};
 use crate::ready_set::Shared;
-use crate::transport::{Channel, SendError};
+use crate::transport::{EndpointChannel, SendError};
 
 /// What a balanced call resolves to.
 pub type CallResult<T> =
-    Result<http::Response<ResponseBody<<T as Channel>::ResponseBody>>, BoxError>;
+    Result<http::Response<ResponseBody<<T as EndpointChannel>::ResponseBody>>, BoxError>;
 
 /// A balancer clone's own handle on the shared state: an `Arc` per clone around the shared
 /// `Arc`, so concurrent callers never contend on one reference count.
@@ -37,7 +37,7 @@ type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
 
 pin_project_lite::pin_project! {
     /// The future returned by [`Balancer::call`](crate::Balancer).
-    pub struct ResponseFuture<T: Channel> {
+    pub struct ResponseFuture<T: EndpointChannel> {
         #[pin]
         state: State<T>,
         // The call's span, entered on every poll; `Span::none()` (no allocation, nothing
@@ -48,7 +48,7 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<T: Channel> {
+    enum State<T: EndpointChannel> {
         Sending {
             #[pin]
             future: T::Future,
@@ -61,7 +61,7 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<T: Channel> ResponseFuture<T> {
+impl<T: EndpointChannel> ResponseFuture<T> {
     #[inline]
     pub(crate) fn sending(
         future: T::Future,
@@ -104,7 +104,7 @@ impl<T: Channel> ResponseFuture<T> {
     }
 }
 
-impl<T: Channel> ResponseFuture<T> {
+impl<T: EndpointChannel> ResponseFuture<T> {
     /// A call that fails before it is sent (a deadline already passed).
     #[cold]
     pub(crate) fn failed(error: BoxError, span: tracing::Span) -> Self {
@@ -141,7 +141,7 @@ fn record_endpoint(span: &tracing::Span, endpoint: &EndpointState) {
     }
 }
 
-impl<T: Channel> Future for ResponseFuture<T> {
+impl<T: EndpointChannel> Future for ResponseFuture<T> {
     type Output = CallResult<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -235,7 +235,7 @@ fn wrap<B>(
 /// The slow path: wait for a ready endpoint until the ready timeout (or the call's deadline,
 /// if sooner), and re-pick after a request comes back unsent, as far as the retry budget
 /// allows. `refused`: the hold of a first attempt whose request came back unsent.
-async fn slow_call<T: Channel>(
+async fn slow_call<T: EndpointChannel>(
     shared: Arc<Shared<T>>,
     mut request: http::Request<T::RequestBody>,
     refused: Option<InFlight>,

@@ -13,13 +13,13 @@ use crate::error::{Error, Unready};
 use crate::policy::{Call, PickState, Policy};
 use crate::ready_set::{ReadySet, Shared};
 use crate::time::now_ns;
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// Picks an endpoint from the snapshot and counts the call on it: its channel, and the call's
 /// hold on the endpoint (released when the response body ends). `None` when no endpoint could
 /// take the call right now.
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     set: &ReadySet<T>,
     policy: &Policy,
     call: Call<'_>,
@@ -63,7 +63,7 @@ impl NotPicked {
 
 /// Picks an endpoint (counting the call on it), waiting for new snapshots while none is
 /// ready, as one of at most `max_waiting_calls`; at `deadline`, why nothing was ready.
-pub(crate) async fn pick_or_wait<T: Channel>(
+pub(crate) async fn pick_or_wait<T: EndpointChannel>(
     shared: &Shared<T>,
     hash: Option<u64>,
     avoid: Option<&EndpointState>,
@@ -109,7 +109,7 @@ pub(crate) async fn pick_or_wait<T: Channel>(
 /// Why no endpoint of a non-empty snapshot took the call, when every one of them is connected
 /// but its gate is shut; `None` if a connection went away (a new snapshot is coming).
 #[cold]
-fn refusing<T: Channel>(ready: &[ReadyEndpoint<T>]) -> Option<Unready> {
+fn refusing<T: EndpointChannel>(ready: &[ReadyEndpoint<T>]) -> Option<Unready> {
     if ready.is_empty() || ready.iter().any(|e| !e.channel.is_ready()) {
         return None;
     }

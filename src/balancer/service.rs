@@ -19,8 +19,8 @@ use crate::error::{BoxError, CallStage, Error};
 use crate::policy::{Call, PickState};
 use crate::ready_set::Shared;
 use crate::retry_budget::DEPOSIT_BATCH;
-use crate::status::{EndpointStatus, Snapshot};
-use crate::transport::{Channel, Http2Channel};
+use crate::status::Snapshot;
+use crate::transport::{EndpointChannel, Http2Channel};
 
 /// A client-side load balancer for HTTP/2 and gRPC calls.
 ///
@@ -38,7 +38,7 @@ use crate::transport::{Channel, Http2Channel};
 ///   ready set; it stops when the last clone is dropped.
 ///
 /// See [`Balancer::builder`] for an example.
-pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
+pub struct Balancer<T: EndpointChannel = Http2Channel<tonic::body::Body>> {
     /// A handle of this clone's own: calls in flight hold a reference to it, so clones
     /// running on different cores never bump the same reference count.
     shared: Handle<T>,
@@ -47,7 +47,7 @@ pub struct Balancer<T: Channel = Http2Channel<tonic::body::Body>> {
     calls: u32,
 }
 
-impl<T: Channel> Balancer<T> {
+impl<T: EndpointChannel> Balancer<T> {
     pub(crate) fn from_shared(shared: Arc<Shared<T>>) -> Self {
         Balancer {
             shared: Arc::new(shared),
@@ -72,12 +72,6 @@ impl<T: Channel> Balancer<T> {
             self.shared.budget.deposit(DEPOSIT_BATCH);
             self.calls = 0;
         }
-    }
-
-    /// A point-in-time view of every endpoint discovery knows of, in key order: the
-    /// endpoints of [`snapshot`](Self::snapshot).
-    pub fn endpoints(&self) -> Vec<EndpointStatus> {
-        self.snapshot().endpoints
     }
 
     /// A point-in-time view of the balancer: every endpoint's address, tier, weight,
@@ -155,13 +149,13 @@ impl<T: Channel> Balancer<T> {
     }
 }
 
-impl<T: Channel> Clone for Balancer<T> {
+impl<T: EndpointChannel> Clone for Balancer<T> {
     fn clone(&self) -> Self {
         Balancer::from_shared(Arc::clone(&*self.shared))
     }
 }
 
-impl<T: Channel> Drop for Balancer<T> {
+impl<T: EndpointChannel> Drop for Balancer<T> {
     fn drop(&mut self) {
         if self.calls > 0 {
             self.shared.budget.deposit(self.calls);
@@ -169,7 +163,7 @@ impl<T: Channel> Drop for Balancer<T> {
     }
 }
 
-impl<T: Channel> fmt::Debug for Balancer<T> {
+impl<T: EndpointChannel> fmt::Debug for Balancer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = self.shared.set.load();
         f.debug_struct("Balancer")
@@ -180,7 +174,7 @@ impl<T: Channel> fmt::Debug for Balancer<T> {
     }
 }
 
-impl<T: Channel> Service<http::Request<T::RequestBody>> for Balancer<T> {
+impl<T: EndpointChannel> Service<http::Request<T::RequestBody>> for Balancer<T> {
     type Response = http::Response<ResponseBody<T::ResponseBody>>;
     type Error = BoxError;
     type Future = ResponseFuture<T>;

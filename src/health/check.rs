@@ -1,7 +1,7 @@
 //! Active health checks with `grpc.health.v1` (gRPC A17), over an endpoint's own connection.
 //!
 //! One task per endpoint runs tonic-health's generated client over the endpoint's
-//! [`Channel`](crate::transport::Channel):
+//! [`EndpointChannel`](crate::transport::EndpointChannel):
 //!
 //! * It opens a `Watch(service)` stream and turns each message into a [`Verdict`]: `SERVING` is
 //!   healthy, anything else (`NOT_SERVING`, `UNKNOWN`, `SERVICE_UNKNOWN`, or a number outside

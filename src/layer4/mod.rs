@@ -20,7 +20,7 @@ use tower::Service;
 use crate::balancer::{Attempts, Balancer};
 use crate::error::{BoxError, Error, Unready};
 use crate::ready_set::Shared;
-use crate::status::{EndpointStatus, Snapshot};
+use crate::status::Snapshot;
 use crate::transport::NoRequests;
 
 /// A [`tower::Service<http::Uri>`](https://docs.rs/tower/0.5/tower/trait.Service.html) that returns a TCP connection to an endpoint picked by the
@@ -58,12 +58,6 @@ impl TcpBalancer {
             inner,
             connect_timeout,
         }
-    }
-
-    /// A point-in-time view of every endpoint discovery knows of, in key order (`in_flight`
-    /// counts open connections).
-    pub fn endpoints(&self) -> Vec<EndpointStatus> {
-        self.inner.endpoints()
     }
 
     /// A point-in-time view of the balancer (`in_flight` counts open connections); see

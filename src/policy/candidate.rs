@@ -3,18 +3,21 @@
 use rand::RngCore;
 
 use crate::endpoint::{EndpointState, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// Whether a picked endpoint can take the call: connected, admitted by its gate (breaker,
 /// ejection, concurrency cap), and not the one to avoid.
 #[inline]
-pub(super) fn usable<T: Channel>(e: &ReadyEndpoint<T>, avoid: Option<&EndpointState>) -> bool {
+pub(super) fn usable<T: EndpointChannel>(
+    e: &ReadyEndpoint<T>,
+    avoid: Option<&EndpointState>,
+) -> bool {
     open(e) && !avoid.is_some_and(|x| std::ptr::eq(x, &*e.state))
 }
 
 /// Connected and admitted by its gate.
 #[inline]
-pub(super) fn open<T: Channel>(e: &ReadyEndpoint<T>) -> bool {
+pub(super) fn open<T: EndpointChannel>(e: &ReadyEndpoint<T>) -> bool {
     e.channel.is_ready() && e.state.admits()
 }
 
@@ -22,7 +25,7 @@ pub(super) fn open<T: Channel>(e: &ReadyEndpoint<T>) -> bool {
 /// gate is shut, or it is the one to avoid): take the next usable one after it, the avoided
 /// one last.
 #[cold]
-pub(super) fn fallback<T: Channel>(
+pub(super) fn fallback<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     avoid: Option<&EndpointState>,
     from: usize,

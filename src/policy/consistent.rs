@@ -13,7 +13,7 @@ use super::hash_key::HashKey;
 use super::maglev::Maglev;
 use super::ring::Ring;
 use crate::endpoint::{EndpointState, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// A hashing policy's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ impl Bound {
 /// The endpoint for `hash`: its owner in the table, or — if that one is not usable, or full
 /// under bounded loads — the next owner along the table that is.
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     table: &Table,
     hash: u64,
@@ -121,7 +121,7 @@ pub(crate) fn pick<T: Channel>(
 }
 
 #[cold]
-fn walk<T: Channel>(
+fn walk<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     table: &Table,
     start: usize,

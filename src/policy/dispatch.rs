@@ -9,7 +9,7 @@ use super::consistent::{self, Bound};
 use super::plan::{BasePlan, Plan};
 use super::{least_loaded, least_request, p2c, pick_first};
 use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// What one balancer clone carries between picks.
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl Policy {
     /// Picks one of `ready` (a snapshot's endpoints, with its `plan`) for `call`. `None` only
     /// when no endpoint is ready.
     #[inline]
-    pub(crate) fn pick<T: Channel, R: RngCore>(
+    pub(crate) fn pick<T: EndpointChannel, R: RngCore>(
         &self,
         ready: &[ReadyEndpoint<T>],
         plan: &Plan,

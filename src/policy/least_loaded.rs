@@ -6,10 +6,10 @@ use rand::RngCore;
 
 use super::candidate::{index, usable};
 use crate::endpoint::{EndpointState, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
@@ -26,7 +26,7 @@ pub(crate) fn pick<T: Channel>(
 /// flight per unit of weight; the first of them on a tie, so callers start at a random one.
 /// Shared by least-loaded (every endpoint) and least request (k random ones).
 #[inline]
-pub(super) fn least<T: Channel>(
+pub(super) fn least<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     candidates: impl Iterator<Item = usize>,
     avoid: Option<&EndpointState>,

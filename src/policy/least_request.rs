@@ -12,7 +12,7 @@ use rand::RngCore;
 use super::candidate::{fallback, index};
 use super::least_loaded;
 use crate::endpoint::{EndpointState, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// The most choices (A48 clamps `choiceCount` to 10).
 pub(crate) const MAX_CHOICES: u8 = 10;
@@ -20,7 +20,7 @@ pub(crate) const MAX_CHOICES: u8 = 10;
 /// Picks the least loaded usable endpoint of `choices` distinct random ones; if none of them is
 /// usable, goes on from the last one. `None` only when no endpoint is ready.
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     choices: u8,
     avoid: Option<&EndpointState>,

@@ -5,14 +5,14 @@ use rand::RngCore;
 use super::candidate::{fallback, index, usable};
 use super::config::LoadMetric;
 use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
 /// connection has just closed is passed over. `None` only when no endpoint is ready.
 /// `clock` is read by the caller when the policy compares latency (only PeakEWMA uses it). `avoid` is an endpoint that
 /// just handed a request back unsent: it is passed over unless nothing else is ready.
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     metric: &LoadMetric,
     clock: Option<EwmaClock>,

@@ -14,7 +14,7 @@ use xxhash_rust::xxh64::xxh64;
 use super::candidate::{open, usable};
 use crate::discover::Key;
 use crate::endpoint::{EndpointState, ReadyEndpoint};
-use crate::transport::Channel;
+use crate::transport::EndpointChannel;
 
 /// One snapshot's order of preference, as indices into the ready set.
 #[derive(Debug)]
@@ -66,7 +66,7 @@ impl Order {
 
 /// The first usable endpoint in the order; the avoided one only when nothing else is open.
 #[inline]
-pub(crate) fn pick<T: Channel>(
+pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     order: &Order,
     avoid: Option<&EndpointState>,
@@ -82,7 +82,7 @@ pub(crate) fn pick<T: Channel>(
 
 /// The first one is out: the next usable one in the order, else any open one in the order.
 #[cold]
-fn next<T: Channel>(
+fn next<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     order: &Order,
     avoid: Option<&EndpointState>,

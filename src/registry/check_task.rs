@@ -18,11 +18,11 @@ use crate::error::BoxError;
 use crate::health::{HealthCheck, Verdict};
 use crate::policy::hash_bytes;
 use crate::time::{Backoff, now_ns};
-use crate::transport::{Channel, SendError};
+use crate::transport::{EndpointChannel, SendError};
 
 /// Whether channels of type `T` can carry health checks (their request body is
 /// `tonic::body::Body`, the body tonic's generated client sends).
-pub(crate) fn supported<T: Channel>() -> bool {
+pub(crate) fn supported<T: EndpointChannel>() -> bool {
     TypeId::of::<T::RequestBody>() == TypeId::of::<tonic::body::Body>()
 }
 
@@ -32,7 +32,7 @@ pub(crate) fn supported<T: Channel>() -> bool {
 ///
 /// With a channel that cannot carry health checks (see [`supported`]) it reports
 /// `NotServing` once and ends: the caller should have refused the configuration.
-pub(crate) fn spawn_health_check<T: Channel>(
+pub(crate) fn spawn_health_check<T: EndpointChannel>(
     channel: T,
     config: HealthCheck,
     key: Key,
@@ -41,7 +41,7 @@ pub(crate) fn spawn_health_check<T: Channel>(
     tokio::spawn(run(channel, config, key, report))
 }
 
-async fn run<T: Channel>(
+async fn run<T: EndpointChannel>(
     channel: T,
     config: HealthCheck,
     key: Key,
@@ -79,7 +79,7 @@ struct Checker<T, F> {
     rng: SmallRng,
 }
 
-impl<T: Channel, F: Fn(Verdict)> Checker<T, F> {
+impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
     /// Watches, and watches again after each failure, until Watch is UNIMPLEMENTED.
     async fn watch_until_unimplemented(&mut self) {
         let mut failures: u32 = 0;
@@ -266,7 +266,7 @@ struct GrpcChannel<T> {
 type GrpcFuture =
     Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, BoxError>> + Send>>;
 
-impl<T: Channel> tower::Service<http::Request<tonic::body::Body>> for GrpcChannel<T> {
+impl<T: EndpointChannel> tower::Service<http::Request<tonic::body::Body>> for GrpcChannel<T> {
     type Response = http::Response<tonic::body::Body>;
     type Error = BoxError;
     type Future = GrpcFuture;

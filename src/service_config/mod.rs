@@ -3,7 +3,7 @@
 //! C-core read, mapped onto this crate's settings.
 //!
 //! ```
-//! use tower_lb::{Balancer, ServiceConfig};
+//! use tower_lb::{Balancer, service_config::ServiceConfig};
 //! let config = ServiceConfig::from_json(r#"{
 //!     "loadBalancingConfig": [
 //!         { "some_policy_we_lack": {} },
@@ -63,7 +63,7 @@
 //! back, adjust the parsed value:
 //!
 //! ```
-//! use tower_lb::{Balancer, ServiceConfig};
+//! use tower_lb::{Balancer, service_config::ServiceConfig};
 //! let config = ServiceConfig::from_json(r#"{"outlierDetection": {"failurePercentageEjection": {}}}"#)?;
 //! let od = config.outlier_detection().unwrap().consecutive_failures(Some(5));
 //! let builder = Balancer::builder().service_config(&config).outlier_detection(od);
@@ -109,7 +109,7 @@ use value::{error, field, object, show, string};
 /// [module docs](crate::service_config) give the mapping.
 ///
 /// ```
-/// use tower_lb::{Policy, ServiceConfig};
+/// use tower_lb::{Policy, service_config::ServiceConfig};
 /// let config: ServiceConfig = r#"{"loadBalancingConfig": [{"round_robin": {}}]}"#.parse()?;
 /// assert_eq!(config.policy(), Some(&Policy::round_robin()));
 /// assert!(config.outlier_detection().is_none());
@@ -129,7 +129,7 @@ impl ServiceConfig {
     /// policy we support.
     ///
     /// ```
-    /// use tower_lb::ServiceConfig;
+    /// use tower_lb::service_config::ServiceConfig;
     /// let e = ServiceConfig::from_json(
     ///     r#"{"loadBalancingConfig": [{"ring_hash_experimental": {"minRingSize": "abc"}}]}"#,
     /// ).unwrap_err();
@@ -198,7 +198,7 @@ impl ServiceConfig {
     /// the config chose one.
     ///
     /// ```
-    /// use tower_lb::{Policy, ServiceConfig};
+    /// use tower_lb::{Policy, service_config::ServiceConfig};
     /// let config = ServiceConfig::from_json(r#"{"loadBalancingConfig": [{"pick_first": {}}]}"#)?;
     /// assert_eq!(config.policy(), Some(&Policy::pick_first()));
     /// assert_eq!(ServiceConfig::from_json("{}")?.policy(), None);
@@ -211,7 +211,7 @@ impl ServiceConfig {
     /// The gRPC name of the chosen policy (for `outlier_detection_experimental`, its child's).
     ///
     /// ```
-    /// use tower_lb::ServiceConfig;
+    /// use tower_lb::service_config::ServiceConfig;
     /// let config = ServiceConfig::from_json(
     ///     r#"{"loadBalancingConfig": [{"weighted_round_robin": {}}]}"#,
     /// )?;
@@ -226,7 +226,7 @@ impl ServiceConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_lb::{ServiceConfig, health::OutlierDetection};
+    /// use tower_lb::{health::OutlierDetection, service_config::ServiceConfig};
     /// let config = ServiceConfig::from_json(r#"{"outlierDetection": {"interval": "0.5s"}}"#)?;
     /// let expected = OutlierDetection::default()
     ///     .interval(Duration::from_millis(500))
@@ -243,7 +243,7 @@ impl ServiceConfig {
     /// The health check of `healthCheckConfig` (feature `health`).
     ///
     /// ```
-    /// use tower_lb::ServiceConfig;
+    /// use tower_lb::service_config::ServiceConfig;
     /// let config = ServiceConfig::from_json(
     ///     r#"{"healthCheckConfig": {"serviceName": "echo.Echo"}}"#,
     /// )?;

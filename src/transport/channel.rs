@@ -1,4 +1,4 @@
-//! The request path's side of a connection: [`Channel`], and what a failed send hands back.
+//! The request path's side of a connection: [`EndpointChannel`], and what a failed send hands back.
 
 use std::future::Future;
 
@@ -8,7 +8,7 @@ use crate::error::BoxError;
 
 /// A handle to one live connection, as the request path uses it: cheap to clone, checked for
 /// readiness without blocking, and able to hand a request back unsent.
-pub trait Channel: Clone + Send + Sync + 'static {
+pub trait EndpointChannel: Clone + Send + Sync + 'static {
     /// The request body type the connection sends.
     type RequestBody: Send + 'static;
     /// The response body type it returns.

@@ -4,9 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::channel::Channel;
+use super::channel::EndpointChannel;
 use crate::discover::Endpoint;
-use crate::error::BoxError;
+use crate::error::{BoxError, Error};
 
 /// An established connection: the channel for requests, and a future that resolves when the
 /// connection has closed (with the error, if it broke).
@@ -24,8 +24,14 @@ pub type ConnectFuture<T> = Pin<Box<dyn Future<Output = Result<Connection<T>, Bo
 /// allocate freely.
 pub trait Connector: Send + Sync + 'static {
     /// The channel type of its connections.
-    type Channel: Channel;
+    type Channel: EndpointChannel;
 
     /// Opens a connection to the endpoint.
     fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<Self::Channel>;
+
+    /// Refuses settings that cannot work, before a balancer starts with this connector (by
+    /// default, nothing is refused).
+    fn validate(&self) -> Result<(), Error> {
+        Ok(())
+    }
 }

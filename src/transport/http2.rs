@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use http::HeaderValue;
 use http::header::USER_AGENT;
 
-use super::channel::{Channel, SendError};
+use super::channel::{EndpointChannel, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
 use super::first_read::FirstRead;
 use super::settings::Http2Settings;
@@ -34,9 +34,9 @@ use crate::error::BoxError;
 /// Defaults: `TCP_NODELAY` on, a 5 s connect timeout, and HTTP/2 keep-alive pings every 20 s
 /// with a 10 s timeout, also while idle, so a peer that vanished without a FIN/RST is noticed.
 /// Every setting of tonic's `Endpoint` that concerns the connection has its counterpart here
-/// (and on the [`Builder`](crate::Builder), for the connector `build()` makes; the crate docs
-/// map each one). Values HTTP/2 does not allow fail every connection attempt with a message
-/// naming the setting (the builder refuses them at `build()`). With [`tls`][tls-method]
+/// (the [`transport`](crate::transport) module maps each one); give the connector to
+/// [`Builder::build_with`](crate::Builder::build_with), which refuses values HTTP/2 does not
+/// allow with a message naming the setting. With [`tls`][tls-method]
 /// (feature `tls`), every connection is TLS; see [`tls`][tls-module].
 ///
 /// ```
@@ -85,13 +85,16 @@ impl<B> Default for Http2Connector<B> {
     }
 }
 
-impl<B> Http2Connector<B> {
-    /// A connector with the default settings.
+impl Http2Connector {
+    /// A connector for tonic's request body with the default settings. For another body
+    /// type, `Http2Connector::<YourBody>::default()`.
     pub fn new() -> Self {
         Self::default()
     }
+}
 
-    pub(crate) fn with_settings(settings: Http2Settings) -> Self {
+impl<B> Http2Connector<B> {
+    fn with_settings(settings: Http2Settings) -> Self {
         Http2Connector {
             settings,
             #[cfg(feature = "tls")]
@@ -335,6 +338,10 @@ where
 {
     type Channel = Http2Channel<B>;
 
+    fn validate(&self) -> Result<(), crate::error::Error> {
+        self.settings.validate().map(drop)
+    }
+
     fn connect(&self, endpoint: &Endpoint) -> ConnectFuture<Http2Channel<B>> {
         let addr = endpoint.addr();
         let settings = self.clone();
@@ -459,7 +466,7 @@ pub type Http2Future<B> = Pin<
     Box<dyn Future<Output = Result<http::Response<hyper::body::Incoming>, SendError<B>>> + Send>,
 >;
 
-impl<B> Channel for Http2Channel<B>
+impl<B> EndpointChannel for Http2Channel<B>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use tower::Service;
 
-use super::channel::{Channel, SendError};
+use super::channel::{EndpointChannel, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
 use crate::discover::Endpoint;
 use crate::error::BoxError;
@@ -108,7 +108,7 @@ impl<S: Clone, B> Clone for ServiceChannel<S, B> {
     }
 }
 
-impl<S, B> Channel for ServiceChannel<S, B>
+impl<S, B> EndpointChannel for ServiceChannel<S, B>
 where
     S: Service<http::Request<B>> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse,

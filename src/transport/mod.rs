@@ -1,18 +1,19 @@
 //! How the balancer talks to endpoints: a [`Connector`] dials them (control path) and a
-//! [`Channel`] carries requests on an established connection (request path).
+//! [`EndpointChannel`] carries requests on an established connection (request path).
 //!
 //! The default is HTTP/2 over TCP with hyper ([`Http2Connector`]). [`ServiceConnector`] wraps
 //! in-process Tower services instead, for tests and benchmarks that measure the balancer alone.
 //!
 //! ## From tonic's `Endpoint`
 //!
-//! Every setting of tonic's `Endpoint`, and where it lives here. The connection settings are
-//! on [`Http2Connector`] and, for the connector [`Builder::build`](crate::Builder::build)
-//! makes, on the [`Builder`](crate::Builder) under the same names.
+//! Every setting of tonic's `Endpoint`, and where it lives here: the connection's settings on
+//! [`Http2Connector`], which [`Builder::build_with`](crate::Builder::build_with) takes
+//! (`build()` uses one with these defaults); the calls' on the [`Builder`](crate::Builder).
 //!
 //! | tonic `Endpoint` | here | default |
 //! |---|---|---|
 //! | `timeout` | [`Builder::timeout`](crate::Builder::timeout) (client-side deadline, `DEADLINE_EXCEEDED`) | none |
+//! | `tls_config` | `Http2Connector::tls` (feature `tls`) | plaintext |
 //! | `connect_timeout` | `connect_timeout` | 5 s |
 //! | `http2_keep_alive_interval`, `keep_alive_timeout` | `keep_alive(interval, timeout)` | 20 s, 10 s |
 //! | `keep_alive_while_idle` | `keep_alive_while_idle` | on |
@@ -25,7 +26,6 @@
 //! | `http2_max_header_list_size` | `max_header_list_size` | hyper's (16 KiB) |
 //! | `origin` | `authority` (the request's `:authority`; scheme from the connection) | the caller's, else the endpoint's |
 //! | `user_agent` | `user_agent` (`"{yours} tower-lb/{version}"`) | `tower-lb/{version}` |
-//! | `tls_config` | `Http2Connector::tls` (feature `tls`) | plaintext |
 //! | `concurrency_limit` | [`CircuitBreaker::max_in_flight`](crate::health::CircuitBreaker::max_in_flight), per endpoint | none |
 //! | `rate_limit` | not a balancer's job: put `tower::limit::RateLimitLayer` around the balancer | — |
 //! | `buffer_size` | does not apply: there is no `Buffer`; calls pick in their own task | — |
@@ -42,9 +42,9 @@ mod in_process;
 mod no_requests;
 mod settings;
 
-pub use channel::{Channel, SendError};
+pub use channel::{EndpointChannel, SendError};
 pub use connector::{ConnectFuture, Connection, Connector};
 pub use http2::{Http2Channel, Http2Connector};
 pub use in_process::{ServiceChannel, ServiceConnector, ServiceFuture};
 pub(crate) use no_requests::NoRequests;
-pub(crate) use settings::Http2Settings;
+pub(crate) use settings::DEFAULT_CONNECT_TIMEOUT;

@@ -2,13 +2,13 @@
 //! layer 4 balancer's targets. It lets them share the ready set, the control task and the
 //! policies with the HTTP/2 path without a second trait.
 
-use super::channel::{Channel, SendError};
+use super::channel::{EndpointChannel, SendError};
 
 /// Wraps what such a ready set holds per endpoint; always ready, refuses every request.
 #[derive(Clone)]
 pub(crate) struct NoRequests<T>(pub(crate) T);
 
-impl<T: Clone + Send + Sync + 'static> Channel for NoRequests<T> {
+impl<T: Clone + Send + Sync + 'static> EndpointChannel for NoRequests<T> {
     type RequestBody = ();
     type ResponseBody = tonic::body::Body;
     type Future = std::future::Ready<Result<http::Response<tonic::body::Body>, SendError<()>>>;

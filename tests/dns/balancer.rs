@@ -51,7 +51,7 @@ async fn wait_ready(balancer: &Balancer, n: usize) {
         assert!(
             Instant::now() < deadline,
             "never {n} ready endpoints: {:?}",
-            balancer.endpoints()
+            balancer.snapshot().endpoints
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -161,14 +161,18 @@ async fn a_record_removed_from_dns_drains_its_server_without_failed_calls() {
         "the removed server got calls after it drained"
     );
     assert!(servers[0].calls() + servers[1].calls() > 0 && ok > 0);
-    assert_eq!(balancer.endpoints().len(), 2);
+    assert_eq!(balancer.snapshot().endpoints.len(), 2);
 }
 
 /// Samples the balancer for `time`: every endpoint stays discovered and ready.
 async fn hold_steady(balancer: &Balancer, n: usize, time: Duration) {
     let end = Instant::now() + time;
     while Instant::now() < end {
-        assert_eq!(balancer.endpoints().len(), n, "an endpoint was lost");
+        assert_eq!(
+            balancer.snapshot().endpoints.len(),
+            n,
+            "an endpoint was lost"
+        );
         assert_eq!(balancer.ready_len(), n, "an endpoint stopped being ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -236,7 +240,7 @@ async fn when_every_endpoint_fails_dns_is_asked_again_before_the_ttl() {
         .build(discovery)
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while balancer.endpoints().is_empty() {
+    while balancer.snapshot().endpoints.is_empty() {
         assert!(Instant::now() < deadline, "the dead record never arrived");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -58,7 +58,7 @@ async fn duplicates_unknown_removals_errors_and_an_ended_stream_keep_a_consisten
         .build(futures::stream::iter(changes).boxed())
         .unwrap();
     wait_ready(&balancer, 2).await;
-    let endpoints = balancer.endpoints();
+    let endpoints = balancer.snapshot().endpoints;
     assert_eq!(endpoints.len(), 2, "{endpoints:?}");
     assert_eq!(endpoints[0].key, Key::from("a"));
     assert_eq!(endpoints[1].weight, 2);
@@ -85,7 +85,7 @@ async fn an_endpoint_moving_to_another_address_reconnects() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let status = balancer.endpoints();
+        let status = balancer.snapshot().endpoints;
         if status[0].addr == servers[1].addr() && balancer.ready_len() == 1 {
             break;
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tonic::Code;
 use tower_lb::discover::fixed;
+use tower_lb::transport::Http2Connector;
 use tower_lb::{Balancer, Error};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
@@ -22,8 +23,10 @@ fn hello() -> EchoRequest {
     }
 }
 
-async fn ready_balancer(builder: tower_lb::Builder, server: &TestServer) -> Balancer {
-    let balancer = builder.build(fixed([endpoint(server)])).unwrap();
+async fn ready_balancer(connector: Http2Connector, server: &TestServer) -> Balancer {
+    let balancer = builder()
+        .build_with(connector, fixed([endpoint(server)]))
+        .unwrap();
     balancer.wait_ready(1, BOUND).await.unwrap();
     balancer
 }
@@ -31,7 +34,7 @@ async fn ready_balancer(builder: tower_lb::Builder, server: &TestServer) -> Bala
 #[tokio::test]
 async fn interceptors_work_through_the_balancer() {
     let server = TestServer::start("intercepted").unwrap();
-    let balancer = ready_balancer(builder(), &server).await;
+    let balancer = ready_balancer(Http2Connector::new(), &server).await;
     let mut client =
         EchoClient::with_interceptor(balancer.clone(), |mut request: tonic::Request<()>| {
             request
@@ -56,7 +59,7 @@ async fn interceptors_work_through_the_balancer() {
 #[tokio::test]
 async fn origin_and_user_agent_follow_the_caller_then_the_builder_then_the_endpoint() {
     let server = TestServer::start("origin").unwrap();
-    let balancer = ready_balancer(builder(), &server).await;
+    let balancer = ready_balancer(Http2Connector::new(), &server).await;
     // Nothing set: the endpoint's address, and this crate's name and version.
     let reply = Client::new(balancer.clone())
         .unary(hello())
@@ -80,7 +83,7 @@ async fn origin_and_user_agent_follow_the_caller_then_the_builder_then_the_endpo
 
     // A configured authority and user agent apply to every request and every endpoint.
     let configured = ready_balancer(
-        builder()
+        Http2Connector::new()
             .authority("vhost.internal:1234")
             .user_agent("checkout/2.0"),
         &server,
@@ -137,7 +140,6 @@ async fn wait_ready_waits_for_k_endpoints_and_says_why_not() {
 
 #[tokio::test]
 async fn try_layer_reports_what_layer_would_only_log() {
-    use tower_lb::transport::Http2Connector;
     let server = TestServer::start("layered").unwrap();
     let layer = builder().try_layer(fixed([endpoint(&server)])).unwrap();
     let balancer = tower::ServiceBuilder::new()
@@ -147,10 +149,10 @@ async fn try_layer_reports_what_layer_would_only_log() {
     echo(&mut Client::new(balancer)).await.unwrap();
 
     let refused = builder()
-        .connect_timeout(Duration::from_secs(1))
+        .panic_threshold(Some(2.0))
         .try_layer(fixed([endpoint(&server)]));
     let error = refused.unwrap_err().to_string();
-    assert!(error.contains("build() only"), "{error}");
+    assert!(error.contains("panic threshold"), "{error}");
     // Outside a runtime: refused, not a balancer that fails every call.
     let outside = std::thread::spawn(|| builder().try_layer(fixed([])).map(|_| ()))
         .join()
@@ -161,7 +163,7 @@ async fn try_layer_reports_what_layer_would_only_log() {
 #[tokio::test]
 async fn connection_settings_are_applied_and_bad_ones_refused() {
     let server = TestServer::start("settings").unwrap();
-    let tuned = builder()
+    let tuned = Http2Connector::new()
         .connect_timeout(Duration::from_secs(2))
         .keep_alive(Some(Duration::from_secs(5)), Duration::from_secs(2))
         .keep_alive_while_idle(false)
@@ -176,20 +178,32 @@ async fn connection_settings_are_applied_and_bad_ones_refused() {
         .max_header_list_size(Some(32 << 10));
     let balancer = ready_balancer(tuned, &server).await;
     echo(&mut Client::new(balancer)).await.unwrap();
-    let adaptive = ready_balancer(builder().adaptive_window(true), &server).await;
+    let adaptive = ready_balancer(Http2Connector::new().adaptive_window(true), &server).await;
     echo(&mut Client::new(adaptive)).await.unwrap();
 
-    for (builder, word) in [
-        (builder().max_frame_size(Some(10)), "max_frame_size"),
+    let bad: [(Http2Connector, &str); 5] = [
         (
-            builder().initial_stream_window_size(Some(u32::MAX)),
+            Http2Connector::new().max_frame_size(Some(10)),
+            "max_frame_size",
+        ),
+        (
+            Http2Connector::new().initial_stream_window_size(Some(u32::MAX)),
             "initial_stream_window_size",
         ),
-        (builder().authority("not an authority"), "authority"),
-        (builder().user_agent("bad\nagent"), "user agent"),
-        (builder().connect_timeout(Duration::ZERO), "connect_timeout"),
-    ] {
-        let error = builder.build(fixed([endpoint(&server)])).unwrap_err();
+        (
+            Http2Connector::new().authority("not an authority"),
+            "authority",
+        ),
+        (Http2Connector::new().user_agent("bad\nagent"), "user agent"),
+        (
+            Http2Connector::new().connect_timeout(Duration::ZERO),
+            "connect_timeout",
+        ),
+    ];
+    for (connector, word) in bad {
+        let error = builder()
+            .build_with(connector, fixed([endpoint(&server)]))
+            .unwrap_err();
         assert!(
             matches!(error, Error::InvalidConfig(_)) && error.to_string().contains(word),
             "{word}: {error}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 use tower_lb::discover::{Change, Endpoint, Key};
-use tower_lb::transport::Channel;
+use tower_lb::transport::EndpointChannel;
 use tower_lb::{Backoff, Balancer, CallResult, EndpointStatus};
 use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
@@ -52,13 +52,13 @@ pub fn channel_discovery() -> (
 }
 
 /// Waits (bounded) until the balancer has `n` ready endpoints.
-pub async fn wait_ready<T: Channel>(balancer: &Balancer<T>, n: usize) {
+pub async fn wait_ready<T: EndpointChannel>(balancer: &Balancer<T>, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while balancer.ready_len() != n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "balancer never reached {n} ready endpoints: {:?}",
-            balancer.endpoints()
+            balancer.snapshot().endpoints
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -76,16 +76,20 @@ pub async fn echo(client: &mut Client) -> Result<String, tonic::Status> {
 }
 
 /// The balancer's view of one server.
-pub fn status_of<T: Channel>(balancer: &Balancer<T>, server: &TestServer) -> EndpointStatus {
+pub fn status_of<T: EndpointChannel>(
+    balancer: &Balancer<T>,
+    server: &TestServer,
+) -> EndpointStatus {
     balancer
-        .endpoints()
+        .snapshot()
+        .endpoints
         .into_iter()
         .find(|s| s.addr == server.addr())
         .expect("the server is discovered")
 }
 
 /// Waits (bounded, 10 s) until `check` holds for the balancer's view of `server`.
-pub async fn wait_for<T: Channel>(
+pub async fn wait_for<T: EndpointChannel>(
     balancer: &Balancer<T>,
     server: &TestServer,
     what: &str,
@@ -116,7 +120,9 @@ pub async fn calls(client: &mut Client, n: usize) -> usize {
 }
 
 /// One call with an empty `String` body, through `ready` then `call`.
-pub async fn call<T: Channel<RequestBody = String>>(balancer: &mut Balancer<T>) -> CallResult<T> {
+pub async fn call<T: EndpointChannel<RequestBody = String>>(
+    balancer: &mut Balancer<T>,
+) -> CallResult<T> {
     use tower::{Service, ServiceExt};
     balancer
         .ready()

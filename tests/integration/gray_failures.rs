@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tonic::Code;
 use tower_lb::discover::{Endpoint, fixed};
+use tower_lb::transport::Http2Connector;
 use tower_lb_testkit::TestServer;
 
 use crate::common::*;
@@ -29,9 +30,12 @@ async fn silent_listener() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>
 async fn a_listener_that_accepts_and_never_speaks_is_never_ready() {
     let (silent, task) = silent_listener().await;
     let server = TestServer::start("speaks").unwrap();
+    let quick = || Http2Connector::new().connect_timeout(Duration::from_millis(200));
     let balancer = builder()
-        .connect_timeout(Duration::from_millis(200))
-        .build(fixed([Endpoint::new(silent).unwrap(), endpoint(&server)]))
+        .build_with(
+            quick(),
+            fixed([Endpoint::new(silent).unwrap(), endpoint(&server)]),
+        )
         .unwrap();
     balancer.wait_ready(1, BOUND).await.unwrap();
     // Every call goes to the server that speaks; the silent one never joins.
@@ -49,9 +53,8 @@ async fn a_listener_that_accepts_and_never_speaks_is_never_ready() {
 
     // Alone, it makes calls fail fast with the reason.
     let alone = builder()
-        .connect_timeout(Duration::from_millis(200))
         .ready_timeout(Duration::from_millis(600))
-        .build(fixed([Endpoint::new(silent).unwrap()]))
+        .build_with(quick(), fixed([Endpoint::new(silent).unwrap()]))
         .unwrap();
     let status = tokio::time::timeout(BOUND, echo(&mut Client::new(alone)))
         .await

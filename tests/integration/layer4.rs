@@ -41,7 +41,7 @@ async fn wait_ready(balancer: &TcpBalancer, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("never {n} ready: {:?}", balancer.endpoints());
+    panic!("never {n} ready: {:?}", balancer.snapshot().endpoints);
 }
 
 fn uri() -> http::Uri {
@@ -72,9 +72,21 @@ async fn least_connections_spread_open_connections_evenly() {
         vec![3, 3, 3],
         "{counts:?}"
     );
-    assert!(balancer.endpoints().iter().all(|e| e.in_flight == 3));
+    assert!(
+        balancer
+            .snapshot()
+            .endpoints
+            .iter()
+            .all(|e| e.in_flight == 3)
+    );
     drop(open);
-    assert!(balancer.endpoints().iter().all(|e| e.in_flight == 0));
+    assert!(
+        balancer
+            .snapshot()
+            .endpoints
+            .iter()
+            .all(|e| e.in_flight == 0)
+    );
 }
 
 #[tokio::test]

@@ -105,7 +105,8 @@ async fn the_ejection_cap_holds_and_never_takes_out_every_endpoint() {
     let mut client = Client::new(balancer.clone());
     calls(&mut client, 120).await;
     let ejected = |b: &tower_lb::Balancer| {
-        b.endpoints()
+        b.snapshot()
+            .endpoints
             .iter()
             .filter(|s| s.health == Health::Ejected)
             .count()

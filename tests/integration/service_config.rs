@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use tower_lb::ServiceConfig;
 use tower_lb::discover::fixed;
 use tower_lb::health::Health;
+use tower_lb::service_config::ServiceConfig;
 use tower_lb_testkit::TestServer;
 
 use crate::common::*;

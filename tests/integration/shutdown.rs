@@ -51,7 +51,8 @@ async fn no_connection_outlives_the_balancer() {
     let response = crate::common::call(&mut balancer).await.unwrap();
     assert_eq!(
         balancer
-            .endpoints()
+            .snapshot()
+            .endpoints
             .iter()
             .map(|e| e.in_flight)
             .sum::<u32>(),
@@ -61,7 +62,8 @@ async fn no_connection_outlives_the_balancer() {
     drop(response);
     assert_eq!(
         balancer
-            .endpoints()
+            .snapshot()
+            .endpoints
             .iter()
             .map(|e| e.in_flight)
             .sum::<u32>(),

@@ -55,15 +55,16 @@ async fn backup_tier_takes_over_and_hands_back() {
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while balancer
-        .endpoints()
+        .snapshot()
+        .endpoints
         .iter()
         .any(|e| e.priority == 0 && e.state != tower_lb::ConnectionState::Ready)
-        || balancer.endpoints().len() != 2
+        || balancer.snapshot().endpoints.len() != 2
     {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{:?}",
-            balancer.endpoints()
+            balancer.snapshot().endpoints
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

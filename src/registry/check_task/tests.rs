@@ -32,7 +32,7 @@ async fn connect(addr: SocketAddr) -> Http2Channel<tonic::body::Body> {
         .channel
 }
 
-fn start<T: Channel>(
+fn start<T: EndpointChannel>(
     channel: T,
     config: HealthCheck,
 ) -> (JoinHandle<()>, mpsc::UnboundedReceiver<Verdict>) {
@@ -394,13 +394,13 @@ async fn any_status_number_is_an_answer() {
     stop(handle).await;
 }
 
-fn string_channel() -> impl Channel<RequestBody = String> {
+fn string_channel() -> impl EndpointChannel<RequestBody = String> {
     ServiceChannel::new(tower::service_fn(|_: http::Request<String>| async {
         Ok::<_, Infallible>(http::Response::new(String::new()))
     }))
 }
 
-fn is_supported<T: Channel>(_: &T) -> bool {
+fn is_supported<T: EndpointChannel>(_: &T) -> bool {
     supported::<T>()
 }
 

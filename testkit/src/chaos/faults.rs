@@ -156,7 +156,7 @@ async fn kill(
         .collect();
     let deadline = Instant::now() + NOTICE_BOUND;
     loop {
-        let endpoints = balancer.endpoints();
+        let endpoints = balancer.snapshot().endpoints;
         let now = clock.now_us();
         for (w, addr) in windows.iter_mut().zip(&addrs) {
             if w.noticed_us.is_none() && !endpoints.iter().any(|e| e.addr == *addr && e.ready) {

@@ -451,7 +451,8 @@ impl Run {
         };
         // Every caller is done: nothing may still be counted in flight.
         let in_flight_after: u64 = balancer
-            .endpoints()
+            .snapshot()
+            .endpoints
             .iter()
             .map(|e| u64::from(e.in_flight))
             .sum();
