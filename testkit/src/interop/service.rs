@@ -1,0 +1,240 @@
+//! The interop `TestService` for the tonic server, written from the public description of
+//! the server features: empty and sized payloads, echoed status, the request compression
+//! check, streaming in all three shapes, and the begin / cancel events of [`Events`].
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::events::{BEGAN, CANCELLED, Events};
+use super::pb::test_service_server::TestService;
+use super::pb::{
+    EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
+    StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest,
+    StreamingOutputCallResponse,
+};
+
+/// A stream of responses, as the generated server trait wants it.
+type Responses = Pin<Box<dyn Stream<Item = Result<StreamingOutputCallResponse, Status>> + Send>>;
+
+/// The tonic implementation of `grpc.testing.TestService`.
+#[derive(Debug, Clone)]
+pub struct InteropService {
+    events: Events,
+}
+
+impl InteropService {
+    /// A service that notes what happens to its calls in `events`.
+    pub fn new(events: Events) -> Self {
+        Self { events }
+    }
+}
+
+/// Notes [`CANCELLED`] for its call when dropped before [`finished`](Self::finished): the
+/// handler was dropped, or stopped on a reset stream.
+struct Unfinished {
+    events: Events,
+    method: &'static str,
+    done: bool,
+}
+
+impl Unfinished {
+    fn begin(events: &Events, method: &'static str) -> Self {
+        events.push(BEGAN, method);
+        Self {
+            events: events.clone(),
+            method,
+            done: false,
+        }
+    }
+
+    fn finished(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.done {
+            self.events.push(CANCELLED, self.method);
+        }
+    }
+}
+
+fn zeros(size: i32) -> Payload {
+    Payload {
+        r#type: 0,
+        body: vec![0; usize::try_from(size).unwrap_or(0)],
+    }
+}
+
+fn status_of(echo: &EchoStatus) -> Status {
+    Status::new(Code::from_i32(echo.code), echo.message.clone())
+}
+
+fn body_len(payload: Option<&Payload>) -> i32 {
+    payload.map_or(0, |p| i32::try_from(p.body.len()).unwrap_or(i32::MAX))
+}
+
+/// Whether the request's messages came compressed (the `grpc-encoding` the client declared:
+/// tonic compresses every message of a call that declares one).
+fn compressed(metadata: &MetadataMap) -> bool {
+    metadata
+        .get("grpc-encoding")
+        .is_some_and(|v| v.as_encoded_bytes() != b"identity")
+}
+
+/// Sends one response per parameter set, each after its interval; `false` once the client is
+/// gone.
+async fn answer(
+    tx: &mpsc::Sender<Result<StreamingOutputCallResponse, Status>>,
+    parameters: &[ResponseParameters],
+) -> bool {
+    for p in parameters {
+        if p.interval_us > 0 {
+            tokio::time::sleep(Duration::from_micros(p.interval_us.unsigned_abs().into())).await;
+        }
+        let response = StreamingOutputCallResponse {
+            payload: Some(zeros(p.size)),
+        };
+        if tx.send(Ok(response)).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+#[tonic::async_trait]
+impl TestService for InteropService {
+    async fn empty_call(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn unary_call(
+        &self,
+        request: Request<SimpleRequest>,
+    ) -> Result<Response<SimpleResponse>, Status> {
+        let was_compressed = compressed(request.metadata());
+        let request = request.into_inner();
+        if let Some(echo) = &request.response_status {
+            return Err(status_of(echo));
+        }
+        if request.expect_compressed.is_some_and(|b| b.value) && !was_compressed {
+            return Err(Status::invalid_argument(
+                "expected a compressed request message",
+            ));
+        }
+        let mut response = Response::new(SimpleResponse {
+            payload: Some(zeros(request.response_size)),
+        });
+        if !request.response_compressed.is_some_and(|b| b.value) {
+            response.disable_compression();
+        }
+        Ok(response)
+    }
+
+    type StreamingOutputCallStream = Responses;
+
+    async fn streaming_output_call(
+        &self,
+        request: Request<StreamingOutputCallRequest>,
+    ) -> Result<Response<Responses>, Status> {
+        let request = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        let call = Unfinished::begin(&self.events, "StreamingOutputCall");
+        tokio::spawn(async move {
+            if answer(&tx, &request.response_parameters).await {
+                if let Some(echo) = &request.response_status {
+                    let _ = tx.send(Err(status_of(echo))).await;
+                }
+                call.finished();
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn streaming_input_call(
+        &self,
+        request: Request<Streaming<StreamingInputCallRequest>>,
+    ) -> Result<Response<StreamingInputCallResponse>, Status> {
+        let call = Unfinished::begin(&self.events, "StreamingInputCall");
+        let was_compressed = compressed(request.metadata());
+        let mut inbound = request.into_inner();
+        let mut total = 0i32;
+        // An error here is the client's reset: `call` notes the cancellation as it drops.
+        while let Some(message) = inbound.message().await? {
+            if message.expect_compressed.is_some_and(|b| b.value) && !was_compressed {
+                call.finished();
+                return Err(Status::invalid_argument(
+                    "expected a compressed request message",
+                ));
+            }
+            total = total.saturating_add(body_len(message.payload.as_ref()));
+        }
+        call.finished();
+        Ok(Response::new(StreamingInputCallResponse {
+            aggregated_payload_size: total,
+        }))
+    }
+
+    type FullDuplexCallStream = Responses;
+
+    async fn full_duplex_call(
+        &self,
+        request: Request<Streaming<StreamingOutputCallRequest>>,
+    ) -> Result<Response<Responses>, Status> {
+        let call = Unfinished::begin(&self.events, "FullDuplexCall");
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        if let Some(echo) = &message.response_status {
+                            let _ = tx.send(Err(status_of(echo))).await;
+                            return call.finished();
+                        }
+                        if !answer(&tx, &message.response_parameters).await {
+                            return; // the client is gone: cancelled
+                        }
+                    }
+                    Ok(None) => return call.finished(),
+                    Err(_) => return, // the client reset the stream: cancelled
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type HalfDuplexCallStream = Responses;
+
+    async fn half_duplex_call(
+        &self,
+        request: Request<Streaming<StreamingOutputCallRequest>>,
+    ) -> Result<Response<Responses>, Status> {
+        let call = Unfinished::begin(&self.events, "HalfDuplexCall");
+        let mut inbound = request.into_inner();
+        let mut parameters = Vec::new();
+        while let Some(message) = inbound.message().await? {
+            parameters.extend(message.response_parameters);
+        }
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            if answer(&tx, &parameters).await {
+                call.finished();
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn unimplemented_call(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented(
+            "grpc.testing.TestService/UnimplementedCall is not implemented",
+        ))
+    }
+}
