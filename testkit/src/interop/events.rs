@@ -7,10 +7,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-/// A call the server saw begin (its headers arrived).
+/// A call the server saw begin (its headers arrived). The tonic servers note every call, the
+/// Python servers their streaming calls.
 pub const BEGAN: &str = "began";
 
-/// A call that ended before the server finished it: the client reset the stream.
+/// A call the client cancelled: its stream was reset with `CANCEL` (tonic servers), or it
+/// ended before the server finished it (Python servers).
 pub const CANCELLED: &str = "cancelled";
 
 /// A log of `(what, method)` events, shared by a fleet's servers; clones share one log.

@@ -10,6 +10,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use super::call_events::CallEventsLayer;
 use super::echo_metadata::EchoMetadataLayer;
 use super::events::Events;
 use super::pb::test_service_server::TestServiceServer;
@@ -60,9 +61,10 @@ impl Fleet {
             let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
             listener.set_nonblocking(true)?;
             addrs.push(listener.local_addr()?);
-            let service = TestServiceServer::new(InteropService::new(events.clone()))
+            let service = TestServiceServer::new(InteropService)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip);
+            let events = events.clone();
             runtime.spawn(async move {
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => listener,
@@ -70,6 +72,7 @@ impl Fleet {
                 };
                 let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
                 let served = Server::builder()
+                    .layer(CallEventsLayer::new(events))
                     .layer(EchoMetadataLayer)
                     .add_service(service)
                     .serve_with_incoming(incoming)

@@ -9,12 +9,14 @@
 //! the `x-grpc-test-echo-initial` / `x-grpc-test-echo-trailing-bin` metadata. Neither
 //! implements UnimplementedCall or `grpc.testing.UnimplementedService`.
 
+mod call_events;
 mod echo_metadata;
 mod events;
 mod fleet;
 mod python;
 mod service;
 
+pub use call_events::{CallEvents, CallEventsLayer};
 pub use echo_metadata::{ECHO_INITIAL, ECHO_TRAILING, EchoMetadata, EchoMetadataLayer};
 pub use events::{BEGAN, CANCELLED, Events};
 pub use fleet::{Fleet, ServerKind};

@@ -1,6 +1,7 @@
 //! The interop `TestService` for the tonic server, written from the public description of
 //! the server features: empty and sized payloads, echoed status, the request compression
-//! check, streaming in all three shapes, and the begin / cancel events of [`Events`].
+//! check, and streaming in all three shapes. (Metadata echo and call events are layers:
+//! `echo_metadata.rs`, `call_events.rs`.)
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -11,7 +12,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status, Streaming};
 
-use super::events::{BEGAN, CANCELLED, Events};
 use super::pb::test_service_server::TestService;
 use super::pb::{
     EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
@@ -23,48 +23,8 @@ use super::pb::{
 type Responses = Pin<Box<dyn Stream<Item = Result<StreamingOutputCallResponse, Status>> + Send>>;
 
 /// The tonic implementation of `grpc.testing.TestService`.
-#[derive(Debug, Clone)]
-pub struct InteropService {
-    events: Events,
-}
-
-impl InteropService {
-    /// A service that notes what happens to its calls in `events`.
-    pub fn new(events: Events) -> Self {
-        Self { events }
-    }
-}
-
-/// Notes [`CANCELLED`] for its call when dropped before [`finished`](Self::finished): the
-/// handler was dropped, or stopped on a reset stream.
-struct Unfinished {
-    events: Events,
-    method: &'static str,
-    done: bool,
-}
-
-impl Unfinished {
-    fn begin(events: &Events, method: &'static str) -> Self {
-        events.push(BEGAN, method);
-        Self {
-            events: events.clone(),
-            method,
-            done: false,
-        }
-    }
-
-    fn finished(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if !self.done {
-            self.events.push(CANCELLED, self.method);
-        }
-    }
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InteropService;
 
 fn zeros(size: i32) -> Payload {
     Payload {
@@ -146,13 +106,11 @@ impl TestService for InteropService {
     ) -> Result<Response<Responses>, Status> {
         let request = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
-        let call = Unfinished::begin(&self.events, "StreamingOutputCall");
         tokio::spawn(async move {
-            if answer(&tx, &request.response_parameters).await {
-                if let Some(echo) = &request.response_status {
-                    let _ = tx.send(Err(status_of(echo))).await;
-                }
-                call.finished();
+            if answer(&tx, &request.response_parameters).await
+                && let Some(echo) = &request.response_status
+            {
+                let _ = tx.send(Err(status_of(echo))).await;
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -162,21 +120,17 @@ impl TestService for InteropService {
         &self,
         request: Request<Streaming<StreamingInputCallRequest>>,
     ) -> Result<Response<StreamingInputCallResponse>, Status> {
-        let call = Unfinished::begin(&self.events, "StreamingInputCall");
         let was_compressed = compressed(request.metadata());
         let mut inbound = request.into_inner();
         let mut total = 0i32;
-        // An error here is the client's reset: `call` notes the cancellation as it drops.
         while let Some(message) = inbound.message().await? {
             if message.expect_compressed.is_some_and(|b| b.value) && !was_compressed {
-                call.finished();
                 return Err(Status::invalid_argument(
                     "expected a compressed request message",
                 ));
             }
             total = total.saturating_add(body_len(message.payload.as_ref()));
         }
-        call.finished();
         Ok(Response::new(StreamingInputCallResponse {
             aggregated_payload_size: total,
         }))
@@ -188,7 +142,6 @@ impl TestService for InteropService {
         &self,
         request: Request<Streaming<StreamingOutputCallRequest>>,
     ) -> Result<Response<Responses>, Status> {
-        let call = Unfinished::begin(&self.events, "FullDuplexCall");
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -197,14 +150,14 @@ impl TestService for InteropService {
                     Ok(Some(message)) => {
                         if let Some(echo) = &message.response_status {
                             let _ = tx.send(Err(status_of(echo))).await;
-                            return call.finished();
+                            return;
                         }
                         if !answer(&tx, &message.response_parameters).await {
-                            return; // the client is gone: cancelled
+                            return; // the client is gone
                         }
                     }
-                    Ok(None) => return call.finished(),
-                    Err(_) => return, // the client reset the stream: cancelled
+                    // The end of the requests (tonic ends a reset request stream this way too).
+                    Ok(None) | Err(_) => return,
                 }
             }
         });
@@ -217,18 +170,13 @@ impl TestService for InteropService {
         &self,
         request: Request<Streaming<StreamingOutputCallRequest>>,
     ) -> Result<Response<Responses>, Status> {
-        let call = Unfinished::begin(&self.events, "HalfDuplexCall");
         let mut inbound = request.into_inner();
         let mut parameters = Vec::new();
         while let Some(message) = inbound.message().await? {
             parameters.extend(message.response_parameters);
         }
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
-            if answer(&tx, &parameters).await {
-                call.finished();
-            }
-        });
+        tokio::spawn(async move { answer(&tx, &parameters).await });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
