@@ -60,21 +60,26 @@ def main():
         context.abort(code, status.message)
 
     class Call:
-        """Notes a streaming call's start, and its end if the server had not finished it."""
+        """Notes a streaming call's start, and its end if the client cancelled it."""
 
         def __init__(self, context, method):
+            self.context = context
             self.done = False
             self.method = method
             say("event began " + method)
             context.add_callback(self.on_end)
 
         def finish(self, context):
-            # A request stream that stops because the call was cancelled is no finish.
             if context.is_active():
                 self.done = True
 
         def on_end(self):
-            if not self.done:
+            # A client's reset can reach the handler as a plain end of its request stream,
+            # before grpcio marks the call cancelled; by the time this callback runs it has.
+            # grpcio keeps that on its private call state only: read it when it is there,
+            # else fall back to whether the handler got to its end.
+            client = getattr(getattr(self.context, "_state", None), "client", None)
+            if client == "cancelled" or (client is None and not self.done):
                 say("event cancelled " + self.method)
 
     def respond(parameters):
