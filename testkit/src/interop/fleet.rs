@@ -13,6 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use super::call_events::CallEventsLayer;
 use super::echo_metadata::EchoMetadataLayer;
 use super::events::Events;
+use super::message_flags::MessageFlagsLayer;
 use super::pb::test_service_server::TestServiceServer;
 use super::python::{self, PythonServer};
 use super::service::InteropService;
@@ -74,6 +75,7 @@ impl Fleet {
                 let served = Server::builder()
                     .layer(CallEventsLayer::new(events))
                     .layer(EchoMetadataLayer)
+                    .layer(MessageFlagsLayer)
                     .add_service(service)
                     .serve_with_incoming(incoming)
                     .await;

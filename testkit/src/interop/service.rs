@@ -1,7 +1,7 @@
 //! The interop `TestService` for the tonic server, written from the public description of
 //! the server features: empty and sized payloads, echoed status, the request compression
-//! check, and streaming in all three shapes. (Metadata echo and call events are layers:
-//! `echo_metadata.rs`, `call_events.rs`.)
+//! check, and streaming in all three shapes. (What needs the HTTP level is in layers:
+//! `echo_metadata.rs`, `call_events.rs`, `message_flags.rs`.)
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -9,12 +9,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataMap;
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::{Code, Extensions, Request, Response, Status, Streaming};
 
+use super::message_flags::MessageFlags;
 use super::pb::test_service_server::TestService;
 use super::pb::{
-    EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
+    BoolValue, EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
     StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest,
     StreamingOutputCallResponse,
 };
@@ -41,12 +41,24 @@ fn body_len(payload: Option<&Payload>) -> i32 {
     payload.map_or(0, |p| i32::try_from(p.body.len()).unwrap_or(i32::MAX))
 }
 
-/// Whether the request's messages came compressed (the `grpc-encoding` the client declared:
-/// tonic compresses every message of a call that declares one).
-fn compressed(metadata: &MetadataMap) -> bool {
-    metadata
-        .get("grpc-encoding")
-        .is_some_and(|v| v.as_encoded_bytes() != b"identity")
+/// The compressed flags of the request's messages, read on the wire by
+/// [`MessageFlagsLayer`](super::message_flags::MessageFlagsLayer).
+fn flags(extensions: &Extensions) -> Result<MessageFlags, Status> {
+    extensions
+        .get::<MessageFlags>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the server runs without MessageFlagsLayer"))
+}
+
+/// The CompressedRequest check: a message that expects to have come compressed and did not
+/// fails the call with `INVALID_ARGUMENT`.
+fn check_compressed(expect: Option<&BoolValue>, compressed: Option<bool>) -> Result<(), Status> {
+    if expect.is_some_and(|b| b.value) && compressed != Some(true) {
+        return Err(Status::invalid_argument(
+            "expected a compressed request message",
+        ));
+    }
+    Ok(())
 }
 
 /// Sends one response per parameter set, each after its interval; `false` once the client is
@@ -79,16 +91,12 @@ impl TestService for InteropService {
         &self,
         request: Request<SimpleRequest>,
     ) -> Result<Response<SimpleResponse>, Status> {
-        let was_compressed = compressed(request.metadata());
+        let flags = flags(request.extensions())?;
         let request = request.into_inner();
         if let Some(echo) = &request.response_status {
             return Err(status_of(echo));
         }
-        if request.expect_compressed.is_some_and(|b| b.value) && !was_compressed {
-            return Err(Status::invalid_argument(
-                "expected a compressed request message",
-            ));
-        }
+        check_compressed(request.expect_compressed.as_ref(), flags.compressed(0))?;
         let mut response = Response::new(SimpleResponse {
             payload: Some(zeros(request.response_size)),
         });
@@ -120,15 +128,13 @@ impl TestService for InteropService {
         &self,
         request: Request<Streaming<StreamingInputCallRequest>>,
     ) -> Result<Response<StreamingInputCallResponse>, Status> {
-        let was_compressed = compressed(request.metadata());
+        let flags = flags(request.extensions())?;
         let mut inbound = request.into_inner();
         let mut total = 0i32;
+        let mut index = 0;
         while let Some(message) = inbound.message().await? {
-            if message.expect_compressed.is_some_and(|b| b.value) && !was_compressed {
-                return Err(Status::invalid_argument(
-                    "expected a compressed request message",
-                ));
-            }
+            check_compressed(message.expect_compressed.as_ref(), flags.compressed(index))?;
+            index += 1;
             total = total.saturating_add(body_len(message.payload.as_ref()));
         }
         Ok(Response::new(StreamingInputCallResponse {
@@ -156,7 +162,8 @@ impl TestService for InteropService {
                             return; // the client is gone
                         }
                     }
-                    // The end of the requests (tonic ends a reset request stream this way too).
+                    // The end of the requests, or an error reading them (tonic ends a reset
+                    // request stream as a plain end).
                     Ok(None) | Err(_) => return,
                 }
             }
