@@ -1,8 +1,10 @@
-//! Generates the Echo client and server with protox (no `protoc` needed).
+//! Generates the Echo and interop (`grpc.testing`) clients and servers with protox (no
+//! `protoc` needed).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/echo.proto");
-    let fds = protox::compile(["proto/echo.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=proto/interop/test.proto");
+    let fds = protox::compile(["echo.proto", "interop/test.proto"], ["proto"])?;
     tonic_prost_build::configure().compile_fds(fds)?;
     Ok(())
 }

@@ -508,11 +508,34 @@ where
 /// gRPC's `UNAVAILABLE` (retryable by policies keyed on it), naming the endpoint, with hyper's
 /// error as the source. tonic alone would show hyper's generic errors as `UNKNOWN`.
 fn transport_failure(error: hyper::Error, authority: &Authority) -> BoxError {
-    let mut status = tonic::Status::unavailable(format!(
-        "tower-lb: connection to {authority} failed during the call: {error}"
-    ));
+    let mut status = if cancelled_here(&error) {
+        // Our side reset the stream: the caller cancelled (tonic's cancel, a request stream
+        // that ended in error). The connection is fine; gRPC calls this CANCELLED.
+        tonic::Status::cancelled(format!(
+            "tower-lb: the call to {authority} was cancelled by this client"
+        ))
+    } else {
+        tonic::Status::unavailable(format!(
+            "tower-lb: connection to {authority} failed during the call: {error}"
+        ))
+    };
     status.set_source(std::sync::Arc::new(error));
     Box::new(status)
+}
+
+/// Whether `error` is a `CANCEL` reset this side sent (not the peer, not the HTTP/2 library).
+fn cancelled_here(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.is_reset()
+                && h2.reason() == Some(h2::Reason::CANCEL)
+                && !h2.is_remote()
+                && !h2.is_library();
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// An error with its chain of causes, `a: b: c`: hyper says only "connection error", the

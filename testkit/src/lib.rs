@@ -6,6 +6,8 @@
 //!   restarted, discovery churn, a slow and an erroring server; every call's
 //!   outcome counted), shared by `tests/chaos.rs` and the `chaos` and `soak`
 //!   examples.
+//! * [`interop`]: the gRPC interoperability test service (`grpc.testing`) on
+//!   tonic and on Python grpcio, for `tests/interop/`.
 //! * [`TestServer`]: an embedded tonic server running on its own OS thread
 //!   with its own tokio runtime, so that it can be slowed down, made to fail,
 //!   flipped unhealthy, killed hard and restarted on the same port while a
@@ -55,6 +57,7 @@ use crate::pb::echo_server::{Echo, EchoServer};
 use crate::pb::{EchoReply, EchoRequest};
 
 pub mod chaos;
+pub mod interop;
 
 /// Generated code for the `echo` protobuf package (messages, client, server).
 #[allow(missing_docs)]
