@@ -34,8 +34,9 @@ pub(crate) fn pick<T: Channel>(
     let a_first = match metric {
         LoadMetric::InFlight => {
             // Compare in-flight / weight without division: ia * wb <= ib * wa.
-            u64::from(ea.state.load.in_flight()) * u64::from(eb.weight)
-                <= u64::from(eb.state.load.in_flight()) * u64::from(ea.weight)
+            let now = clock.map(|c| c.now_ns());
+            ea.state.load.in_flight_load(now) * u64::from(eb.weight)
+                <= eb.state.load.in_flight_load(now) * u64::from(ea.weight)
         }
         LoadMetric::PeakEwma(config) => {
             let clock = clock.unwrap_or_else(|| EwmaClock::now(config));

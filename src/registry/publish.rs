@@ -11,6 +11,7 @@ use crate::error::Unready;
 use crate::health::slow_start;
 use crate::policy::Plan;
 use crate::ready_set::ReadySet;
+use crate::time::now_ns;
 use crate::transport::Connector;
 
 /// Connected, not ejected, and serving by its health check (if checked).
@@ -67,6 +68,7 @@ impl<C: Connector> Registry<C> {
                 })
             })
             .collect();
+        self.seed_estimates(&ready);
         self.ramp_at = match (ramping, slow_start) {
             (true, Some(s)) => Some(now + s.step()),
             _ => None,
@@ -183,6 +185,35 @@ impl<C: Connector> Registry<C> {
                 .filter(|e| e.channel.is_none() && e.last_error.is_none())
                 .count(),
             last_error: self.last_error.clone(),
+        }
+    }
+}
+
+impl<C: Connector> Registry<C> {
+    /// Starts the PeakEWMA estimate of each ready endpoint without samples at the median of
+    /// its sampled peers' current estimates, instead of the fixed initial RTT: a new endpoint
+    /// joins at what its peers cost, takes its share, and its first answer replaces the guess.
+    /// With no sampled peer (a fresh balancer) the initial RTT stands until the first answer.
+    fn seed_estimates(&self, ready: &[ReadyEndpoint<C::Channel>]) {
+        let Some(config) = self.policy.peak_ewma() else {
+            return;
+        };
+        if ready.iter().all(|e| e.state.load.sampled()) {
+            return;
+        }
+        let now = now_ns();
+        let mut known: Vec<f64> = ready
+            .iter()
+            .filter(|e| e.state.load.sampled())
+            .map(|e| e.state.load.rtt_estimate_ns(now, config.decay_ns()))
+            .collect();
+        if known.is_empty() {
+            return;
+        }
+        known.sort_unstable_by(f64::total_cmp);
+        let median = known[known.len() / 2];
+        for e in ready.iter().filter(|e| !e.state.load.sampled()) {
+            e.state.load.seed(median, now);
         }
     }
 }
