@@ -194,6 +194,7 @@ const HEALTH_STATES: [(Health, &str); 4] = [
     (Health::Ejected, "ejected"),
     (Health::NotServing, "not_serving"),
     (Health::Checking, "checking"),
+    (Health::ServiceUnknown, "service_unknown"),
 ];
 
 const BREAKER_STATES: [(BreakerState, &str); 3] = [

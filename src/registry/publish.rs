@@ -137,7 +137,17 @@ impl<C: Connector> Registry<C> {
         };
         let healthy_n = in_tier().filter(|e| healthy(e)).count();
         let total = in_tier().count();
-        if panic {
+        let unknown = in_tier().filter(|e| e.check.unknown).count();
+        if panic && unknown > 0 {
+            tracing::warn!(
+                tier,
+                healthy = healthy_n,
+                endpoints = total,
+                service_unknown = unknown,
+                service = %self.health.check.as_ref().map_or("", |c| c.service_name()),
+                "panic mode entered because endpoints' health checks say the checked service is unknown: the health check is likely misconfigured (check its service name); calls still go to every connected endpoint that is not ejected"
+            );
+        } else if panic {
             tracing::warn!(
                 tier,
                 healthy = healthy_n,
@@ -171,6 +181,18 @@ impl<C: Connector> Registry<C> {
             return Unready::NoEndpointsDiscovered;
         }
         if entries().any(|e| e.channel.is_some()) {
+            let open = || entries().filter(|e| e.channel.is_some() && !e.state.gate.is_ejected());
+            let unknown = open().filter(|e| e.check.unknown).count();
+            if unknown > 0
+                && unknown == open().count()
+                && let Some(check) = &self.health.check
+            {
+                return Unready::HealthServiceUnknown {
+                    service: check.service_name().to_owned(),
+                    discovered: self.entries.len(),
+                    unknown,
+                };
+            }
             return Unready::AllUnhealthy {
                 discovered: self.entries.len(),
                 ejected: entries().filter(|e| e.state.gate.is_ejected()).count(),
