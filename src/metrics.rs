@@ -189,7 +189,7 @@ impl Exporter {
     }
 }
 
-const HEALTH_STATES: [(Health, &str); 4] = [
+const HEALTH_STATES: [(Health, &str); 5] = [
     (Health::Healthy, "healthy"),
     (Health::Ejected, "ejected"),
     (Health::NotServing, "not_serving"),

@@ -14,8 +14,11 @@ use tower_lb::{Error, PeakEwma, Picker, Policy};
 use crate::fixture::picker;
 use crate::table::Table;
 
+/// A policy's name and constructor.
+type Compared = (&'static str, fn() -> Policy);
+
 /// The policies compared.
-const POLICIES: [(&str, fn() -> Policy); 3] = [
+const POLICIES: [Compared; 3] = [
     (
         "p2c PeakEWMA",
         || Policy::p2c_peak_ewma(PeakEwma::default()),
@@ -192,15 +195,12 @@ pub fn report() -> Result<String, Error> {
         for (name, policy) in POLICIES {
             let world = cold(callers);
             let c = run(policy(), &world, &[0, 100, 2_000])?;
-            let all: u64 = c.started.iter().flatten().sum();
-            let slow: u64 = c.started.iter().map(|s| s[0]).sum();
             let first2s: u64 = c.started[..2].iter().flatten().sum();
             let slow2s: u64 = c.started[..2].iter().map(|s| s[0]).sum();
             let mut lat: Vec<u64> = c.latencies.iter().flatten().copied().collect();
             lat.sort_unstable();
             let p99 = quantile_ms(&lat, 0.99);
             let fast_p99 = 0.6 * 1.2;
-            let _ = (all, slow);
             cold_table.row(vec![
                 name.into(),
                 callers.to_string(),

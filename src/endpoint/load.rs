@@ -72,6 +72,12 @@ use crate::time::now_ns;
 /// PeakEWMA settings. Defaults follow linkerd: 30 ms assumed RTT for an endpoint with no
 /// samples yet, and a 10 s decay time constant.
 ///
+/// The assumed RTT is a guess and is treated as one: an endpoint's first answer replaces it,
+/// and an endpoint that joins a balancer whose other endpoints have answered starts at the
+/// median of their estimates instead. An endpoint whose oldest waiting call has waited longer
+/// than its estimate is costed by that wait, and a call given up unanswered raises the
+/// estimate to how long it waited.
+///
 /// ```
 /// use std::time::Duration;
 /// use tower_lb::PeakEwma;
@@ -97,7 +103,8 @@ impl Default for PeakEwma {
 }
 
 impl PeakEwma {
-    /// The RTT assumed for an endpoint before its first response (default 30 ms).
+    /// The RTT assumed for an endpoint before its first response (default 30 ms), while no
+    /// other endpoint of the balancer has answered either.
     pub fn default_rtt(mut self, rtt: Duration) -> Self {
         self.default_rtt = rtt;
         self

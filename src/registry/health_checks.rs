@@ -53,7 +53,7 @@ impl<C: Connector> Registry<C> {
             Verdict::ServiceUnknown(why) => tracing::warn!(
                 endpoint = %key,
                 addr = %entry.endpoint.addr(),
-                service = %self.health.check.as_ref().map_or("", |c| c.service_name()),
+                service = self.health.check.as_ref().map_or("", |c| c.service_name()),
                 reason = %why,
                 "health check: the server does not know the checked service; a configuration error (check the health check's service name), not an outage; leaving the ready set"
             ),
@@ -63,6 +63,17 @@ impl<C: Connector> Registry<C> {
         entry.check.unknown = unknown;
         entry.state.set_checked(entry.check.health());
         changed
+    }
+
+    /// The service name the health checks ask for, if checks are on.
+    #[cfg(feature = "health")]
+    pub(super) fn checked_service(&self) -> Option<&str> {
+        self.health.check.as_ref().map(|c| c.service_name())
+    }
+
+    #[cfg(not(feature = "health"))]
+    pub(super) fn checked_service(&self) -> Option<&str> {
+        None
     }
 
     /// Starts the health check of an endpoint whose connection just came up, if checks are on.

@@ -144,7 +144,7 @@ impl<C: Connector> Registry<C> {
                 healthy = healthy_n,
                 endpoints = total,
                 service_unknown = unknown,
-                service = %self.health.check.as_ref().map_or("", |c| c.service_name()),
+                service = self.checked_service().unwrap_or(""),
                 "panic mode entered because endpoints' health checks say the checked service is unknown: the health check is likely misconfigured (check its service name); calls still go to every connected endpoint that is not ejected"
             );
         } else if panic {
@@ -185,10 +185,10 @@ impl<C: Connector> Registry<C> {
             let unknown = open().filter(|e| e.check.unknown).count();
             if unknown > 0
                 && unknown == open().count()
-                && let Some(check) = &self.health.check
+                && let Some(service) = self.checked_service()
             {
                 return Unready::HealthServiceUnknown {
-                    service: check.service_name().to_owned(),
+                    service: service.to_owned(),
                     discovered: self.entries.len(),
                     unknown,
                 };

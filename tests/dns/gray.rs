@@ -111,7 +111,8 @@ async fn after_an_emptied_set_the_ttl_paces_retries_and_refresh_works() {
     ];
     server.set_records(long.clone());
     refresher.refresh();
-    w.until("the 30 s answer", |_| server.srv_queries() >= 1).await;
+    w.until("the 30 s answer", |_| server.srv_queries() >= 1)
+        .await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     server.set_records(vec![]);
     refresher.refresh();
@@ -121,7 +122,11 @@ async fn after_an_emptied_set_the_ttl_paces_retries_and_refresh_works() {
     let before = server.srv_queries();
     refresher.refresh();
     w.until_endpoints(&[("127.0.0.2:50051", 0, 100)]).await;
-    assert_eq!(server.srv_queries(), before + 1, "one resolution: the refresh");
+    assert_eq!(
+        server.srv_queries(),
+        before + 1,
+        "one resolution: the refresh"
+    );
 }
 
 /// Knot: NXDOMAIN empties the set (`Clear`), the records come back and are found, and the

@@ -235,9 +235,7 @@ impl Resolver {
                         (outcome, Some(TargetAddresses::from([(name.clone(), ips)])))
                     }
                     Err(Failure::NotFound(detail)) => (Outcome::Empty { detail }, None),
-                    Err(Failure::Failed(kind, detail)) => {
-                        (Outcome::Failed { kind, detail }, None)
-                    }
+                    Err(Failure::Failed(kind, detail)) => (Outcome::Failed { kind, detail }, None),
                 };
                 Round { outcome, targets }
             }
