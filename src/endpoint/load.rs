@@ -51,12 +51,15 @@
 //!
 //! The first sample replaces the initial estimate rather than being averaged into it: the
 //! initial value is a guess, and averaging a 0.6 ms answer into a 30 ms guess with a 10 s time
-//! constant keeps a LAN's endpoints looking alike for seconds. An endpoint that joins a
-//! balancer whose other endpoints have samples starts at the median of their current estimates
-//! (set by the control task when it publishes the endpoint, `registry/publish.rs`), so it
-//! takes its share at once instead of being starved by a pessimistic or flattered by an
-//! optimistic default. In a fresh balancer every endpoint starts at the configured initial
-//! RTT, and each one's first answer sets its estimate.
+//! constant keeps a LAN's endpoints looking alike for seconds. Until its first answer, an
+//! endpoint is compared as if it answered like the candidate it is compared with (two such
+//! endpoints by their stall and calls in flight): with the first sample replacing the guess, a
+//! 30 ms guess would otherwise starve every endpoint not yet tried the moment one peer has
+//! answered in 0.2 ms. An endpoint that joins a balancer whose other endpoints have samples
+//! starts at the median of their current estimates (set by the control task when it publishes
+//! the endpoint, `registry/publish.rs`), so it takes its share at once; its first answer
+//! replaces that too. The configured initial RTT is then what the snapshot shows for an
+//! endpoint nothing is known about.
 //!
 //! Everything is a relaxed atomic: the request path never takes a lock. Two responses that
 //! land at the same instant may each decay the estimate by part of the elapsed time, and two
@@ -64,7 +67,7 @@
 //! the bounds of the samples, which is all p2c needs.
 
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use crate::time::now_ns;
@@ -72,9 +75,10 @@ use crate::time::now_ns;
 /// PeakEWMA settings. Defaults follow linkerd: 30 ms assumed RTT for an endpoint with no
 /// samples yet, and a 10 s decay time constant.
 ///
-/// The assumed RTT is a guess and is treated as one: an endpoint's first answer replaces it,
-/// and an endpoint that joins a balancer whose other endpoints have answered starts at the
-/// median of their estimates instead. An endpoint whose oldest waiting call has waited longer
+/// The assumed RTT is a guess and is treated as one: p2c compares an endpoint that has not
+/// answered yet as if it answered like the candidate beside it, its first answer replaces the
+/// guess, and an endpoint that joins a balancer whose other endpoints have answered starts at
+/// the median of their estimates instead. An endpoint whose oldest waiting call has waited longer
 /// than its estimate is costed by that wait, and a call given up unanswered raises the
 /// estimate to how long it waited.
 ///
@@ -103,8 +107,8 @@ impl Default for PeakEwma {
 }
 
 impl PeakEwma {
-    /// The RTT assumed for an endpoint before its first response (default 30 ms), while no
-    /// other endpoint of the balancer has answered either.
+    /// The RTT shown for an endpoint before anything is known about it (default 30 ms). The
+    /// pick does not rank by it: see the type's docs.
     pub fn default_rtt(mut self, rtt: Duration) -> Self {
         self.default_rtt = rtt;
         self
@@ -173,6 +177,13 @@ impl EwmaClock {
 /// One call waiting for its answer, in the high half of [`Load`]'s call count.
 const WAITING: u64 = 1 << 32;
 
+/// The estimate is the configured initial RTT: nothing is known.
+const GUESS: u8 = 0;
+/// The estimate was seeded from the endpoint's peers.
+const SEEDED: u8 = 1;
+/// The estimate rests on the endpoint's own answers.
+const SAMPLED: u8 = 2;
+
 /// How fast the in-flight policies forget calls given up without an answer: their count
 /// halves every second after the last one.
 const UNANSWERED_HALF_LIFE_NS: u64 = 1_000_000_000;
@@ -189,8 +200,9 @@ pub(crate) struct Load {
     unanswered: AtomicU32,
     /// `now_ns()` of the last call given up without an answer.
     unanswered_ns: AtomicU64,
-    /// Whether the estimate has had a sample (the first one replaces the initial estimate).
-    sampled: AtomicBool,
+    /// What the estimate rests on: a guess, a seed from peers, or samples (the first sample
+    /// replaces a guess or a seed).
+    known: AtomicU8,
     /// f64 bits: the RTT estimate in nanoseconds.
     rtt_ns: AtomicU64,
     /// `now_ns()` of the last estimate update.
@@ -206,7 +218,7 @@ impl Load {
             calls: AtomicU64::new(0),
             unanswered: AtomicU32::new(0),
             unanswered_ns: AtomicU64::new(0),
-            sampled: AtomicBool::new(false),
+            known: AtomicU8::new(GUESS),
             rtt_ns: AtomicU64::new((initial_rtt.as_nanos() as f64).to_bits()),
             stamp_ns: AtomicU64::new(now),
             progress_ns: AtomicU64::new(now),
@@ -338,21 +350,27 @@ impl Load {
         rtt * decay_factor(elapsed / decay_ns)
     }
 
-    /// PeakEWMA cost: the latency term — the decayed RTT estimate, or how long the oldest
-    /// waiting call has waited if that is longer — times the requests in flight plus one.
+    /// What PeakEWMA compares, read once per candidate.
     #[inline]
-    pub(crate) fn peak_ewma_cost(&self, now: u64, decay_ns: f64) -> f64 {
+    pub(crate) fn peak_ewma(&self, now: u64, decay_ns: f64) -> PeakEwmaLoad {
         let calls = self.calls.load(Relaxed);
-        let mut latency = self.rtt_estimate_ns(now, decay_ns);
-        if calls >> 32 != 0 {
-            latency = latency.max(now.saturating_sub(self.progress_ns.load(Relaxed)) as f64);
+        let estimate =
+            (self.known.load(Relaxed) != GUESS).then(|| self.rtt_estimate_ns(now, decay_ns));
+        let stall = if calls >> 32 != 0 {
+            now.saturating_sub(self.progress_ns.load(Relaxed)) as f64
+        } else {
+            0.0
+        };
+        PeakEwmaLoad {
+            estimate,
+            stall,
+            in_flight: calls as u32,
         }
-        latency * f64::from(calls as u32 + 1)
     }
 
-    /// Whether the estimate has had a sample yet.
+    /// Whether the estimate rests on the endpoint's own answers.
     pub(crate) fn sampled(&self) -> bool {
-        self.sampled.load(Relaxed)
+        self.known.load(Relaxed) == SAMPLED
     }
 
     /// Starts the estimate of an endpoint without samples at `rtt_ns` (what its peers show);
@@ -361,6 +379,7 @@ impl Load {
         if !self.sampled() {
             self.rtt_ns.store(rtt_ns.to_bits(), Relaxed);
             self.stamp_ns.store(now, Relaxed);
+            let _ = self.known.compare_exchange(GUESS, SEEDED, Relaxed, Relaxed);
         }
     }
 
@@ -368,7 +387,7 @@ impl Load {
     /// estimate, which was a guess.
     pub(crate) fn record_rtt(&self, sample_ns: u64, now: u64, decay_ns: f64) {
         let sample = sample_ns as f64;
-        if !self.sampled.load(Relaxed) && !self.sampled.swap(true, Relaxed) {
+        if self.known.load(Relaxed) != SAMPLED && self.known.swap(SAMPLED, Relaxed) != SAMPLED {
             self.rtt_ns.store(sample.to_bits(), Relaxed);
             self.stamp_ns.store(now, Relaxed);
             return;
@@ -395,6 +414,28 @@ impl Load {
     }
 }
 
+/// One endpoint's PeakEWMA terms at one instant.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PeakEwmaLoad {
+    /// The decayed estimate, unless it is still the configured guess.
+    estimate: Option<f64>,
+    /// How long the oldest waiting call has waited at least (0: none waits).
+    stall: f64,
+    in_flight: u32,
+}
+
+impl PeakEwmaLoad {
+    /// The cost compared with `peer`: `max(estimate, stall) × (in flight + 1)`. An endpoint
+    /// whose estimate is still the configured guess is assumed to answer like its peer (and
+    /// two such endpoints compare by stall and calls in flight): a guess must not make a new
+    /// endpoint look better or worse than one that has answered.
+    #[inline]
+    pub(crate) fn cost(&self, peer: &PeakEwmaLoad) -> f64 {
+        let estimate = self.estimate.or(peer.estimate).unwrap_or(1.0);
+        estimate.max(self.stall) * f64::from(self.in_flight + 1)
+    }
+}
+
 /// `e^-x` for `x >= 0`. Under load most updates are microseconds apart against a decay of
 /// seconds, so `x` is tiny and a second-order Taylor step (error below `x³/6`, under 2e-7 for
 /// `x < 0.01`) stands in for the libm call on the request path.
@@ -412,6 +453,12 @@ mod tests {
     use super::*;
 
     const DECAY: f64 = 10e9;
+
+    /// The cost against a peer that knows nothing either.
+    fn cost(load: &Load, now: u64) -> f64 {
+        let terms = load.peak_ewma(now, DECAY);
+        terms.cost(&terms)
+    }
 
     #[test]
     fn peak_is_taken_at_once_and_decays_towards_newer_samples() {
@@ -438,15 +485,16 @@ mod tests {
     fn cost_grows_with_in_flight_and_decays_when_idle() {
         let load = Load::new(Duration::from_millis(10));
         let t0 = now_ns();
-        let idle = load.peak_ewma_cost(t0, DECAY);
+        load.record_rtt(10_000_000, t0, DECAY);
+        let idle = cost(&load, t0);
         load.start(None);
         load.start(None);
-        let busy = load.peak_ewma_cost(t0, DECAY);
+        let busy = cost(&load, t0);
         assert!(busy > 2.5 * idle, "{busy} vs {idle}");
         load.end(false);
         load.end(false);
         assert_eq!(load.in_flight(), 0);
-        assert!(load.peak_ewma_cost(t0 + 100_000_000_000, DECAY) < idle / 100.0);
+        assert!(cost(&load, t0 + 100_000_000_000) < idle / 100.0);
     }
 
     #[test]
@@ -474,10 +522,10 @@ mod tests {
         load.start(Some(t0));
         // Within its estimate, a waiting call changes nothing but the count.
         assert_eq!(load.stalled_ns(t0 + 500_000), 500_000);
-        let normal = load.peak_ewma_cost(t0 + 500_000, DECAY);
+        let normal = cost(&load, t0 + 500_000);
         assert!(normal < 2.1e6, "{normal}");
         // Unanswered 100 ms on: the latency term is its age.
-        let stuck = load.peak_ewma_cost(t0 + 100_000_000, DECAY);
+        let stuck = cost(&load, t0 + 100_000_000);
         assert!(stuck >= 2.0 * 100e6 * 0.99, "{stuck}");
         // A second call sent meanwhile does not reset the stall clock.
         load.start(Some(t0 + 100_000_000));

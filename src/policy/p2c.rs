@@ -41,8 +41,11 @@ pub(crate) fn pick<T: Channel>(
         LoadMetric::PeakEwma(config) => {
             let clock = clock.unwrap_or_else(|| EwmaClock::now(config));
             let (now, decay) = (clock.now_ns(), clock.decay_ns);
-            ea.state.load.peak_ewma_cost(now, decay) * f64::from(eb.weight)
-                <= eb.state.load.peak_ewma_cost(now, decay) * f64::from(ea.weight)
+            let (la, lb) = (
+                ea.state.load.peak_ewma(now, decay),
+                eb.state.load.peak_ewma(now, decay),
+            );
+            la.cost(&lb) * f64::from(eb.weight) <= lb.cost(&la) * f64::from(ea.weight)
         }
     };
     let (first, second) = if a_first { (a, b) } else { (b, a) };
