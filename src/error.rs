@@ -145,6 +145,19 @@ pub enum Unready {
     },
     /// The balancer's background task has stopped (the runtime is shutting down).
     Closed,
+    /// Endpoints are connected, but none is healthy, and every one that is not ejected has a
+    /// health check saying the server does not know the checked service (`SERVICE_UNKNOWN`):
+    /// the health check's service name is likely wrong. Said apart from
+    /// [`AllUnhealthy`](Self::AllUnhealthy) because the cure is a configuration change, not
+    /// the servers.
+    HealthServiceUnknown {
+        /// The service name the health check asks for.
+        service: String,
+        /// Endpoints known to discovery.
+        discovered: usize,
+        /// Of those, the ones whose health check says the service is unknown.
+        unknown: usize,
+    },
 }
 
 impl fmt::Display for Unready {
@@ -182,6 +195,14 @@ impl fmt::Display for Unready {
                 "all {ready} ready endpoints refuse calls ({at_capacity} at their concurrency cap, {shut} with an open circuit breaker)"
             ),
             Unready::Closed => f.write_str("the balancer's background task has stopped"),
+            Unready::HealthServiceUnknown {
+                service,
+                discovered,
+                unknown,
+            } => write!(
+                f,
+                "health check misconfigured: {unknown} of {discovered} endpoints do not know the checked service {service:?} (SERVICE_UNKNOWN); check the health check's service name"
+            ),
         }
     }
 }

@@ -189,11 +189,12 @@ impl Exporter {
     }
 }
 
-const HEALTH_STATES: [(Health, &str); 4] = [
+const HEALTH_STATES: [(Health, &str); 5] = [
     (Health::Healthy, "healthy"),
     (Health::Ejected, "ejected"),
     (Health::NotServing, "not_serving"),
     (Health::Checking, "checking"),
+    (Health::ServiceUnknown, "service_unknown"),
 ];
 
 const BREAKER_STATES: [(BreakerState, &str); 3] = [

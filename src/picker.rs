@@ -43,6 +43,8 @@ pub struct Picker {
     set: ReadySet<NoRequests<()>>,
     policy: Policy,
     state: PickState<SmallRng>,
+    /// The `now` of the latest pick, when a call begins.
+    last_pick_ns: u64,
 }
 
 impl Picker {
@@ -90,6 +92,7 @@ impl Picker {
             set,
             policy,
             state: PickState::new(seed),
+            last_pick_ns: 0,
         })
     }
 
@@ -112,8 +115,11 @@ impl Picker {
     /// that does not hash). `now` is the caller's clock, read by PeakEWMA. `None` only when
     /// there are no endpoints.
     pub fn pick(&mut self, hash: Option<u64>, now: Duration) -> Option<usize> {
-        let clock =
-            (self.policy.peak_ewma()).map(|config| EwmaClock::at(nanos(now), config.decay_ns()));
+        self.last_pick_ns = nanos(now);
+        // Every policy gets the caller's clock: the in-flight ones read it to forget calls
+        // given up long ago.
+        let decay = self.policy.peak_ewma().unwrap_or_default().decay_ns();
+        let clock = Some(EwmaClock::at(nanos(now), decay));
         let call = Call {
             hash,
             avoid: None,
@@ -129,28 +135,57 @@ impl Picker {
         self.pick(hash, now)
     }
 
-    /// A call started on endpoint `i`.
+    /// A call started on endpoint `i`, at the `now` of the latest pick (PeakEWMA times it
+    /// from then).
     pub fn begin(&self, i: usize) {
         if let Some(e) = self.set.ready.get(i) {
-            e.state.call_started();
+            let timed = self.policy.peak_ewma().is_some();
+            e.state.call_started(timed.then_some(self.last_pick_ns));
         }
     }
 
-    /// A call on endpoint `i` ended at `now`, after `latency` (a PeakEWMA sample).
+    /// A call on endpoint `i` was answered at `now`, after `latency` (a PeakEWMA sample), and
+    /// ended.
     pub fn end(&self, i: usize, latency: Duration, now: Duration) {
         let Some(e) = self.set.ready.get(i) else {
             return;
         };
-        if e.state.load.in_flight() == 0 {
+        let load = &e.state.load;
+        if load.in_flight() == 0 {
             return;
         }
-        e.state.call_ended();
-        if let Some(config) = self.policy.peak_ewma() {
-            let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-            e.state
-                .load
-                .record_rtt(sample, nanos(now), config.decay_ns());
+        match self.policy.peak_ewma() {
+            Some(config) if load.waiting() > 0 => {
+                let sample = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+                load.record_rtt(sample, nanos(now), config.decay_ns());
+                load.answered(nanos(now));
+            }
+            _ => load.answered_untimed(),
         }
+        e.state.call_ended(false);
+    }
+
+    /// A call on endpoint `i` was given up at `now`, `age` after it started, without an answer
+    /// (the caller's deadline passed, or it cancelled), as a balancer's call whose future is
+    /// dropped before the response: it counts against the endpoint until it answers again
+    /// (see [`Policy::p2c_in_flight`] and [`Policy::p2c_peak_ewma`]).
+    pub fn cancel(&self, i: usize, age: Duration, now: Duration) {
+        let Some(e) = self.set.ready.get(i) else {
+            return;
+        };
+        let load = &e.state.load;
+        if load.in_flight() == 0 {
+            return;
+        }
+        let timed = self.policy.peak_ewma().filter(|_| load.waiting() > 0);
+        e.state.call_ended(timed.is_some());
+        load.given_up(
+            nanos(now),
+            timed.map(|config| {
+                let age = u64::try_from(age.as_nanos()).unwrap_or(u64::MAX);
+                (age, config.decay_ns())
+            }),
+        );
     }
 
     /// Calls in flight on endpoint `i`.

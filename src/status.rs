@@ -60,6 +60,11 @@ pub struct Snapshot {
     pub retries: u64,
     /// Transparent retries not made because the [`RetryBudget`](crate::RetryBudget) was spent.
     pub retries_refused: u64,
+    /// Endpoints whose health check says the server does not know the checked service
+    /// ([`Health::ServiceUnknown`](crate::health::Health::ServiceUnknown)): a configuration
+    /// error. Non-zero together with [`panic`](Self::panic) means calls are going to endpoints
+    /// the health check could not vouch for because it asks for the wrong service.
+    pub service_unknown: usize,
 }
 
 impl Snapshot {
@@ -94,7 +99,12 @@ impl Snapshot {
             })
             .collect::<Vec<_>>();
         let ready = endpoints.iter().filter(|e| e.ready).count();
+        let service_unknown = endpoints
+            .iter()
+            .filter(|e| e.health == Health::ServiceUnknown)
+            .count();
         Snapshot {
+            service_unknown,
             endpoints,
             ready,
             tier: set.tier,

@@ -103,7 +103,6 @@ type Completion = Reverse<(u64, u64, usize, u64)>;
 /// Runs the simulation for one policy.
 pub fn simulate(balancing: Balancing, setup: &Setup) -> Result<Run, Error> {
     let mut p = picker(balancing.policy(), 0..ENDPOINT_LATENCY_MS.len(), setup.seed)?;
-    anchor_to_virtual_clock(&p);
     // The latency noise has its own stream, the same for every policy.
     let mut noise = SmallRng::seed_from_u64(setup.seed ^ 0x5eed_1a7e);
     let mut in_flight: BinaryHeap<Completion> = BinaryHeap::with_capacity(setup.concurrency);
@@ -143,18 +142,6 @@ pub fn simulate(balancing: Balancing, setup: &Setup) -> Result<Run, Error> {
         calls,
         elapsed: Duration::from_nanos(now),
     })
-}
-
-/// A new picker's PeakEWMA timestamps come from the process's real clock, not the caller's,
-/// so decay before an endpoint's first response would depend on when the picker was built.
-/// One call per endpoint ending at virtual time 0 with the default RTT as its sample moves
-/// the timestamp to the virtual clock and leaves the estimate as it was.
-fn anchor_to_virtual_clock(p: &Picker) {
-    let rtt = PeakEwma::default().initial_rtt();
-    for i in 0..p.len() {
-        p.begin(i);
-        p.end(i, rtt, Duration::ZERO);
-    }
 }
 
 /// What the section measured, for the report and the plot.

@@ -28,6 +28,7 @@ mod balance;
 mod bins;
 mod bounded;
 mod fixture;
+mod gray;
 mod latency;
 mod movement;
 mod plot;
@@ -86,6 +87,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
         .join("simulate");
     let started = Instant::now();
+    // SIM_ONLY=gray: section 6 alone.
+    if std::env::var("SIM_ONLY").is_ok_and(|v| v == "gray") {
+        println!("{}", gray::report()?);
+        return Ok(());
+    }
     println!("# tower-lb policy simulation ({} run)\n", scale.name);
     println!(
         "Every number below comes from the policies' own pick code (`tower_lb::Picker`) on a \
@@ -119,6 +125,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         seed: 3,
     })?;
     println!("{}", latency.text);
+
+    println!("{}", gray::report()?);
 
     println!("## Plots\n");
     for path in [

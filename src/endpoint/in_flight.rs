@@ -16,8 +16,10 @@ use crate::time::now_ns;
 /// Held by the response future, then by the response body.
 pub(crate) struct InFlight {
     state: Arc<EndpointState>,
-    /// The clock at dispatch, when the policy compares latency.
+    /// The clock at dispatch, when the policy compares latency, until the answer.
     start: Option<EwmaClock>,
+    /// Whether response headers (or, at layer 4, the connection) came.
+    answered: bool,
     /// The caller's deadline in `now_ns()` time, to tell a timeout from a cancellation (0:
     /// none or not read).
     deadline_ns: u64,
@@ -34,10 +36,11 @@ impl InFlight {
     /// latency feeds the estimate.
     #[inline]
     pub(crate) fn start(state: Arc<EndpointState>, start: Option<EwmaClock>, entry: Entry) -> Self {
-        state.call_started();
+        state.call_started(start.map(|clock| clock.now_ns()));
         InFlight {
             state,
             start,
+            answered: false,
             deadline_ns: 0,
             outcome: None,
             http: outcome::HTTP_SUCCESS,
@@ -64,7 +67,7 @@ impl InFlight {
     /// carries its status here.
     #[inline]
     pub(crate) fn on_headers(&mut self, status: http::StatusCode, headers: &HeaderMap) {
-        self.sample_latency();
+        self.answer();
         self.http = outcome::from_http(status);
         if let Some(code) = grpc_status(headers) {
             self.outcome = Some(code);
@@ -73,17 +76,22 @@ impl InFlight {
 
     /// A layer 4 connection was established: the connect time is the latency sample.
     pub(crate) fn on_connected(&mut self) {
-        self.sample_latency();
+        self.answer();
     }
 
-    /// One latency sample, from dispatch to now, if the call tracks latency.
+    /// The endpoint answered: one latency sample, from dispatch to now, if the call tracks
+    /// latency; either way, the calls it left unanswered before no longer count.
     #[inline]
-    fn sample_latency(&self) {
-        if let Some(start) = self.start {
-            let now = now_ns();
-            self.state
-                .load
-                .record_rtt(now.saturating_sub(start.now_ns()), now, start.decay_ns);
+    fn answer(&mut self) {
+        self.answered = true;
+        match self.start.take() {
+            Some(start) => {
+                let now = now_ns();
+                let load = &self.state.load;
+                load.record_rtt(now.saturating_sub(start.now_ns()), now, start.decay_ns);
+                load.answered(now);
+            }
+            None => self.state.load.answered_untimed(),
         }
     }
 
@@ -119,7 +127,15 @@ impl InFlight {
 impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
-        self.state.call_ended();
+        self.state.call_ended(self.start.is_some());
+        if !self.answered {
+            // Given up (deadline, cancellation) or failed before any answer.
+            let now = now_ns();
+            let waited = self
+                .start
+                .map(|start| (now.saturating_sub(start.now_ns()), start.decay_ns));
+            self.state.load.given_up(now, waited);
+        }
         let passive = &self.state.passive;
         passive.record(&self.state, self.outcome, self.entry, self.deadline_ns);
     }

@@ -114,6 +114,7 @@ impl EndpointState {
         match self.checked.load(Relaxed) {
             h if h == Health::NotServing as u8 => Health::NotServing,
             h if h == Health::Checking as u8 => Health::Checking,
+            h if h == Health::ServiceUnknown as u8 => Health::ServiceUnknown,
             _ => Health::Healthy,
         }
     }
@@ -125,19 +126,20 @@ impl EndpointState {
     }
 
     /// A call starts on this endpoint: counted in flight here and, with bounded loads, on the
-    /// whole balancer.
+    /// whole balancer. `now`: its dispatch time, when it is timed (PeakEWMA).
     #[inline]
-    pub(crate) fn call_started(&self) {
-        self.load.start();
+    pub(crate) fn call_started(&self, now: Option<u64>) {
+        self.load.start(now);
         if let Some(total) = &self.total_in_flight {
             total.fetch_add(1, Relaxed);
         }
     }
 
-    /// A call on this endpoint ended (its response body ended or was dropped).
+    /// A call on this endpoint ended (its response body ended or was dropped). `waiting`: it
+    /// was timed and never answered.
     #[inline]
-    pub(crate) fn call_ended(&self) {
-        self.load.end();
+    pub(crate) fn call_ended(&self, waiting: bool) {
+        self.load.end(waiting);
         if let Some(total) = &self.total_in_flight {
             total.fetch_sub(1, Relaxed);
         }

@@ -9,8 +9,20 @@
 //! * If Watch's first answer does not arrive within the [timeout](HealthCheck::timeout), or the
 //!   stream fails or ends (any status other than `UNIMPLEMENTED`, including `OK`), the endpoint
 //!   is reported not serving and Watch is retried after an exponential backoff (1 s, ×1.6,
-//!   30 s cap, ±20 % jitter), which restarts at 1 s once a stream has answered. `NOT_FOUND`,
-//!   tonic-health's answer for a service it does not know, is reported as `SERVICE_UNKNOWN`.
+//!   30 s cap, ±20 % jitter), which restarts at 1 s once a stream has answered. A server that
+//!   accepts the Watch and sends nothing is caught by the same timeout. Later messages come
+//!   only on changes, so they have no deadline; a connection that goes silent is the
+//!   connection's keep-alive's to catch.
+//! * `SERVICE_UNKNOWN`, and `NOT_FOUND` (tonic-health's answer for a service it does not know),
+//!   are a configuration error, not an outage: reported as [`Verdict::ServiceUnknown`], logged
+//!   as a warning naming the service, shown as
+//!   [`Health::ServiceUnknown`](crate::health::Health::ServiceUnknown) and, when no endpoint
+//!   is ready because of it, as [`Unready::HealthServiceUnknown`](crate::Unready). Such
+//!   endpoints take no calls outside panic mode. When every endpoint says so, panic mode (if
+//!   on) still routes calls to them: a wrong service name says nothing about the servers, and
+//!   refusing every call over a typo would turn a configuration error into an outage. It is
+//!   said loudly instead: the panic-mode warning names the cause, and
+//!   [`Snapshot::service_unknown`](crate::Snapshot::service_unknown) counts the endpoints.
 //! * If Watch is `UNIMPLEMENTED`, A17 would stop and call the endpoint healthy; servers that
 //!   implement only `Check` are common enough that we poll `Check(service)` every
 //!   [check interval](HealthCheck::check_interval) instead, each call bounded by the timeout. A
@@ -135,9 +147,12 @@ pub(crate) enum Verdict {
     /// The endpoint has no health service (UNIMPLEMENTED on Watch and Check): healthy, per
     /// gRPC A17; checking stops.
     NoHealthService,
-    /// NOT_SERVING, UNKNOWN, SERVICE_UNKNOWN, or the check failed; the string says which, for
-    /// logs and errors.
+    /// NOT_SERVING, UNKNOWN, or the check failed (no answer within the timeout included); the
+    /// string says which, for logs and errors.
     NotServing(String),
+    /// SERVICE_UNKNOWN (or NOT_FOUND, tonic-health's answer): the server does not know the
+    /// service asked for, a configuration error. Not serving, and said apart.
+    ServiceUnknown(String),
 }
 
 #[cfg(test)]

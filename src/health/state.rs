@@ -12,4 +12,9 @@ pub enum Health {
     NotServing,
     /// Health checks are on and the first answer has not come yet.
     Checking,
+    /// Its health check says the server does not know the checked service (`SERVICE_UNKNOWN`,
+    /// or `NOT_FOUND` as tonic-health answers): a configuration error — the service name is
+    /// likely wrong — rather than a server that is down. Not eligible for calls, except in
+    /// panic mode.
+    ServiceUnknown,
 }

@@ -68,11 +68,25 @@ pub(crate) enum LoadMetric {
 
 impl Policy {
     /// p2c over PeakEWMA cost (the default).
+    ///
+    /// The cost is `latency × (in flight + 1)`, where the latency is the larger of the decayed
+    /// estimate and how long the oldest call still waiting for its answer has waited: an
+    /// endpoint that stops answering costs more than its peers within about one of their
+    /// latencies. A call given up without an answer (its deadline passed) raises the estimate
+    /// to how long it waited. The first answer replaces the initial estimate, and an endpoint
+    /// that joins later starts at its peers' median estimate. Details in [`PeakEwma`].
     pub fn p2c_peak_ewma(config: PeakEwma) -> Self {
         Policy::of(Kind::P2c(LoadMetric::PeakEwma(config)))
     }
 
     /// p2c over requests in flight.
+    ///
+    /// Reads no clock per call. A stuck call counts for as long as it is held; a call given up
+    /// without an answer (its deadline passed, its caller cancelled) counts on as if still in
+    /// flight until the endpoint answers any call, halving every second without one, so an
+    /// endpoint that stopped answering is not refilled each time its callers' deadlines
+    /// expire. The same holds for [`least_request`](Self::least_request) and
+    /// [`least_loaded`](Self::least_loaded).
     pub fn p2c_in_flight() -> Self {
         Policy::of(Kind::P2c(LoadMetric::InFlight))
     }

@@ -71,6 +71,7 @@ impl Policy {
         state: &mut PickState<R>,
     ) -> Option<usize> {
         let Call { hash, avoid, clock } = call;
+        let now = clock.map(|c| c.now_ns());
         if let (Some(hash), Some(table), Some(hashing)) = (hash, &plan.table, &self.hashing) {
             let bound = match (hashing.bound, &plan.in_flight) {
                 (Some(epsilon), Some(in_flight)) => {
@@ -84,9 +85,9 @@ impl Policy {
             (Kind::P2c(metric), _) => {
                 return p2c::pick(ready, metric, clock, avoid, &mut state.rng);
             }
-            (Kind::LeastLoaded, _) => return least_loaded::pick(ready, avoid, &mut state.rng),
+            (Kind::LeastLoaded, _) => return least_loaded::pick(ready, now, avoid, &mut state.rng),
             (Kind::LeastRequest(k), _) => {
-                return least_request::pick(ready, *k, avoid, &mut state.rng);
+                return least_request::pick(ready, *k, now, avoid, &mut state.rng);
             }
             (Kind::PickFirst { .. }, BasePlan::Order(order)) => {
                 return pick_first::pick(ready, order, avoid);

@@ -11,6 +11,7 @@ use crate::transport::EndpointChannel;
 #[inline]
 pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
+    now: Option<u64>,
     avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
 ) -> Option<usize> {
@@ -19,16 +20,17 @@ pub(crate) fn pick<T: EndpointChannel>(
         return None;
     }
     let start = index(rng, n);
-    least(endpoints, (0..n).map(|step| (start + step) % n), avoid)
+    least(endpoints, (0..n).map(|step| (start + step) % n), now, avoid)
 }
 
 /// Of the `candidates` (indices into `endpoints`), the usable one with the fewest requests in
-/// flight per unit of weight; the first of them on a tie, so callers start at a random one.
+/// flight (and calls given up unanswered, see `endpoint/load.rs`) per unit of weight; the first of them on a tie, so callers start at a random one.
 /// Shared by least-loaded (every endpoint) and least request (k random ones).
 #[inline]
 pub(super) fn least<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     candidates: impl Iterator<Item = usize>,
+    now: Option<u64>,
     avoid: Option<&EndpointState>,
 ) -> Option<usize> {
     let mut best: Option<(usize, u64, u64)> = None;
@@ -37,7 +39,7 @@ pub(super) fn least<T: EndpointChannel>(
         if !usable(e, avoid) {
             continue;
         }
-        let (load, weight) = (u64::from(e.state.load.in_flight()), u64::from(e.weight));
+        let (load, weight) = (e.state.load.in_flight_load(now), u64::from(e.weight));
         // load / weight < best_load / best_weight, without division.
         if best.is_none_or(|(_, bl, bw)| load * bw < bl * weight) {
             best = Some((i, load, weight));

@@ -23,6 +23,7 @@ pub(crate) const MAX_CHOICES: u8 = 10;
 pub(crate) fn pick<T: EndpointChannel>(
     endpoints: &[ReadyEndpoint<T>],
     choices: u8,
+    now: Option<u64>,
     avoid: Option<&EndpointState>,
     rng: &mut impl RngCore,
 ) -> Option<usize> {
@@ -37,7 +38,7 @@ pub(crate) fn pick<T: EndpointChannel>(
     // the comparison at a random candidate so ties spread evenly.
     let start = index(rng, picked);
     let rotated = (0..picked).map(|step| candidates[(start + step) % picked]);
-    least_loaded::least(endpoints, rotated, avoid)
+    least_loaded::least(endpoints, rotated, now, avoid)
         .or_else(|| fallback(endpoints, avoid, candidates[picked - 1]))
 }
 

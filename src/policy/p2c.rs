@@ -34,14 +34,18 @@ pub(crate) fn pick<T: EndpointChannel>(
     let a_first = match metric {
         LoadMetric::InFlight => {
             // Compare in-flight / weight without division: ia * wb <= ib * wa.
-            u64::from(ea.state.load.in_flight()) * u64::from(eb.weight)
-                <= u64::from(eb.state.load.in_flight()) * u64::from(ea.weight)
+            let now = clock.map(|c| c.now_ns());
+            ea.state.load.in_flight_load(now) * u64::from(eb.weight)
+                <= eb.state.load.in_flight_load(now) * u64::from(ea.weight)
         }
         LoadMetric::PeakEwma(config) => {
             let clock = clock.unwrap_or_else(|| EwmaClock::now(config));
             let (now, decay) = (clock.now_ns(), clock.decay_ns);
-            ea.state.load.peak_ewma_cost(now, decay) * f64::from(eb.weight)
-                <= eb.state.load.peak_ewma_cost(now, decay) * f64::from(ea.weight)
+            let (la, lb) = (
+                ea.state.load.peak_ewma(now, decay),
+                eb.state.load.peak_ewma(now, decay),
+            );
+            la.cost(&lb) * f64::from(eb.weight) <= lb.cost(&la) * f64::from(ea.weight)
         }
     };
     let (first, second) = if a_first { (a, b) } else { (b, a) };

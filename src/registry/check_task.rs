@@ -85,15 +85,15 @@ impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
         let mut failures: u32 = 0;
         loop {
             let mut answered = false;
-            let reason = match self.watch(&mut answered).await {
+            let verdict = match self.watch(&mut answered).await {
                 WatchEnd::Unimplemented => return,
-                WatchEnd::Failed(reason) => reason,
+                WatchEnd::Failed(verdict) => verdict,
             };
             if answered {
                 failures = 0;
             }
             failures = failures.saturating_add(1);
-            self.reporter.set(Verdict::NotServing(reason));
+            self.reporter.set(verdict);
             let delay = self.backoff.delay(failures, self.rng.random::<f64>());
             tokio::time::sleep(delay).await;
         }
@@ -119,10 +119,10 @@ impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
             Ok(Ok(started)) => started,
             Ok(Err(status)) => return watch_failed(&status),
             Err(_) => {
-                return WatchEnd::Failed(format!(
+                return WatchEnd::Failed(Verdict::NotServing(format!(
                     "no Watch answer within {:?}",
                     self.config.timeout
-                ));
+                )));
             }
         };
         loop {
@@ -131,7 +131,11 @@ impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
                     *answered = true;
                     self.reporter.set(verdict_of(response));
                 }
-                None => return WatchEnd::Failed("Watch stream ended by the server".to_owned()),
+                None => {
+                    return WatchEnd::Failed(Verdict::NotServing(
+                        "Watch stream ended by the server".to_owned(),
+                    ));
+                }
             }
             next = match stream.message().await {
                 Ok(next) => next,
@@ -166,7 +170,7 @@ impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
                     return;
                 }
                 Ok(Err(status)) if status.code() == Code::NotFound => (
-                    Verdict::NotServing(service_unknown("Check", &status)),
+                    Verdict::ServiceUnknown(service_unknown("Check", &status)),
                     false,
                 ),
                 Ok(Err(status)) => (
@@ -199,16 +203,21 @@ impl<T: EndpointChannel, F: Fn(Verdict)> Checker<T, F> {
 enum WatchEnd {
     /// The server does not implement Watch.
     Unimplemented,
-    /// Anything else: why, for the `NotServing` verdict.
-    Failed(String),
+    /// Anything else: the verdict it amounts to.
+    Failed(Verdict),
 }
 
 fn watch_failed(status: &Status) -> WatchEnd {
     match status.code() {
         Code::Unimplemented => WatchEnd::Unimplemented,
         // grpc.health.v1 says Watch answers SERVICE_UNKNOWN; tonic-health fails it instead.
-        Code::NotFound => WatchEnd::Failed(service_unknown("Watch", status)),
-        _ => WatchEnd::Failed(format!("Watch failed: {}", status_text(status))),
+        Code::NotFound => {
+            WatchEnd::Failed(Verdict::ServiceUnknown(service_unknown("Watch", status)))
+        }
+        _ => WatchEnd::Failed(Verdict::NotServing(format!(
+            "Watch failed: {}",
+            status_text(status)
+        ))),
     }
 }
 
@@ -216,6 +225,7 @@ fn watch_failed(status: &Status) -> WatchEnd {
 fn verdict_of(response: HealthCheckResponse) -> Verdict {
     match ServingStatus::try_from(response.status) {
         Ok(ServingStatus::Serving) => Verdict::Serving,
+        Ok(ServingStatus::ServiceUnknown) => Verdict::ServiceUnknown("SERVICE_UNKNOWN".to_owned()),
         Ok(status) => Verdict::NotServing(status.as_str_name().to_owned()),
         Err(_) => Verdict::NotServing(format!("status {}", response.status)),
     }

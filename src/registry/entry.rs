@@ -54,12 +54,15 @@ pub(super) struct CheckState {
     pub(super) epoch: u64,
     /// The last verdict: `None` while checking without an answer yet.
     pub(super) serving: Option<bool>,
+    /// Whether the last verdict was that the server does not know the service.
+    pub(super) unknown: bool,
 }
 
 impl CheckState {
     /// Starts following a new check task (or none: checks off).
     pub(super) fn start(&mut self, task: Option<JoinHandle<()>>, state: &EndpointState) {
         self.stop();
+        self.unknown = false;
         self.serving = match task {
             Some(_) => None,
             None => Some(true),
@@ -72,6 +75,7 @@ impl CheckState {
     pub(super) fn health(&self) -> Health {
         match self.serving {
             Some(true) => Health::Healthy,
+            Some(false) if self.unknown => Health::ServiceUnknown,
             Some(false) => Health::NotServing,
             None => Health::Checking,
         }

@@ -33,7 +33,8 @@ impl<C: Connector> Registry<C> {
         if entry.check.epoch != epoch {
             return false;
         }
-        let serving = !matches!(verdict, Verdict::NotServing(_));
+        let serving = matches!(verdict, Verdict::Serving | Verdict::NoHealthService);
+        let unknown = matches!(verdict, Verdict::ServiceUnknown(_));
         match &verdict {
             Verdict::Serving => {
                 tracing::info!(endpoint = %key, addr = %entry.endpoint.addr(), "health check: SERVING")
@@ -49,11 +50,30 @@ impl<C: Connector> Registry<C> {
                 reason = %why,
                 "health check: not serving; leaving the ready set"
             ),
+            Verdict::ServiceUnknown(why) => tracing::warn!(
+                endpoint = %key,
+                addr = %entry.endpoint.addr(),
+                service = self.health.check.as_ref().map_or("", |c| c.service_name()),
+                reason = %why,
+                "health check: the server does not know the checked service; a configuration error (check the health check's service name), not an outage; leaving the ready set"
+            ),
         }
-        let changed = entry.check.serving != Some(serving);
+        let changed = entry.check.serving != Some(serving) || entry.check.unknown != unknown;
         entry.check.serving = Some(serving);
+        entry.check.unknown = unknown;
         entry.state.set_checked(entry.check.health());
         changed
+    }
+
+    /// The service name the health checks ask for, if checks are on.
+    #[cfg(feature = "health")]
+    pub(super) fn checked_service(&self) -> Option<&str> {
+        self.health.check.as_ref().map(|c| c.service_name())
+    }
+
+    #[cfg(not(feature = "health"))]
+    pub(super) fn checked_service(&self) -> Option<&str> {
+        None
     }
 
     /// Starts the health check of an endpoint whose connection just came up, if checks are on.

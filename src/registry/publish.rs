@@ -11,6 +11,7 @@ use crate::error::Unready;
 use crate::health::slow_start;
 use crate::policy::Plan;
 use crate::ready_set::ReadySet;
+use crate::time::now_ns;
 use crate::transport::Connector;
 
 /// Connected, not ejected, and serving by its health check (if checked).
@@ -67,6 +68,7 @@ impl<C: Connector> Registry<C> {
                 })
             })
             .collect();
+        self.seed_estimates(&ready);
         self.ramp_at = match (ramping, slow_start) {
             (true, Some(s)) => Some(now + s.step()),
             _ => None,
@@ -135,7 +137,17 @@ impl<C: Connector> Registry<C> {
         };
         let healthy_n = in_tier().filter(|e| healthy(e)).count();
         let total = in_tier().count();
-        if panic {
+        let unknown = in_tier().filter(|e| e.check.unknown).count();
+        if panic && unknown > 0 {
+            tracing::warn!(
+                tier,
+                healthy = healthy_n,
+                endpoints = total,
+                service_unknown = unknown,
+                service = self.checked_service().unwrap_or(""),
+                "panic mode entered because endpoints' health checks say the checked service is unknown: the health check is likely misconfigured (check its service name); calls still go to every connected endpoint that is not ejected"
+            );
+        } else if panic {
             tracing::warn!(
                 tier,
                 healthy = healthy_n,
@@ -169,6 +181,18 @@ impl<C: Connector> Registry<C> {
             return Unready::NoEndpointsDiscovered;
         }
         if entries().any(|e| e.channel.is_some()) {
+            let open = || entries().filter(|e| e.channel.is_some() && !e.state.gate.is_ejected());
+            let unknown = open().filter(|e| e.check.unknown).count();
+            if unknown > 0
+                && unknown == open().count()
+                && let Some(service) = self.checked_service()
+            {
+                return Unready::HealthServiceUnknown {
+                    service: service.to_owned(),
+                    discovered: self.entries.len(),
+                    unknown,
+                };
+            }
             return Unready::AllUnhealthy {
                 discovered: self.entries.len(),
                 ejected: entries().filter(|e| e.state.gate.is_ejected()).count(),
@@ -183,6 +207,35 @@ impl<C: Connector> Registry<C> {
                 .filter(|e| e.channel.is_none() && e.last_error.is_none())
                 .count(),
             last_error: self.last_error.clone(),
+        }
+    }
+}
+
+impl<C: Connector> Registry<C> {
+    /// Starts the PeakEWMA estimate of each ready endpoint without samples at the median of
+    /// its sampled peers' current estimates, instead of the fixed initial RTT: a new endpoint
+    /// joins at what its peers cost, takes its share, and its first answer replaces the guess.
+    /// With no sampled peer (a fresh balancer) the initial RTT stands until the first answer.
+    fn seed_estimates(&self, ready: &[ReadyEndpoint<C::Channel>]) {
+        let Some(config) = self.policy.peak_ewma() else {
+            return;
+        };
+        if ready.iter().all(|e| e.state.load.sampled()) {
+            return;
+        }
+        let now = now_ns();
+        let mut known: Vec<f64> = ready
+            .iter()
+            .filter(|e| e.state.load.sampled())
+            .map(|e| e.state.load.rtt_estimate_ns(now, config.decay_ns()))
+            .collect();
+        if known.is_empty() {
+            return;
+        }
+        known.sort_unstable_by(f64::total_cmp);
+        let median = known[known.len() / 2];
+        for e in ready.iter().filter(|e| !e.state.load.sampled()) {
+            e.state.load.seed(median, now);
         }
     }
 }

@@ -29,6 +29,8 @@ pub enum Mode {
     Garbage,
     /// Over UDP an empty answer with the TC bit; over TCP the full answer.
     TruncateUdp,
+    /// SERVFAIL to queries of this type; the others answered from the records.
+    ServFailFor(RecordType),
 }
 
 #[derive(Debug, Default)]
@@ -163,8 +165,10 @@ fn respond(query: &[u8], state: &State, udp: bool) -> Option<Vec<u8>> {
     response.metadata.recursion_desired = request.metadata.recursion_desired;
     response.metadata.authoritative = true;
     response.add_queries(request.queries.iter().cloned());
+    let asks = |t: RecordType| request.queries.iter().any(|q| q.query_type() == t);
     let code = match mode {
         Mode::ServFail => Some(ResponseCode::ServFail),
+        Mode::ServFailFor(t) if asks(t) => Some(ResponseCode::ServFail),
         Mode::Refused => Some(ResponseCode::Refused),
         _ => None,
     };

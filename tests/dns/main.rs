@@ -10,6 +10,7 @@ mod knot;
 
 mod balancer;
 mod faults;
+mod gray;
 mod host;
 mod hostile;
 mod refresh;

@@ -140,3 +140,64 @@ async fn with_every_endpoint_not_serving_and_no_panic_mode_calls_fail_saying_why
         status.message()
     );
 }
+
+/// A health check for a service the servers do not know is a configuration error: each
+/// endpoint shows `ServiceUnknown`; without panic mode calls fail with a message that says so;
+/// with panic mode calls still go out, and the snapshot says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_health_service_is_reported_as_a_configuration_error() {
+    let servers = with_health(2, "unknown");
+    let check = HealthCheck::grpc().service("no.Such");
+    let strict = builder()
+        .health_check(check.clone())
+        .panic_threshold(None)
+        .ready_timeout(std::time::Duration::from_millis(100))
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    let panicking = builder()
+        .health_check(check)
+        .build(fixed(servers.iter().map(endpoint)))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while strict.snapshot().endpoints.len() < 2 || panicking.snapshot().endpoints.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never discovered");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for s in &servers {
+        wait_for(&strict, s, "service unknown", |st| {
+            st.health == Health::ServiceUnknown
+        })
+        .await;
+        wait_for(&panicking, s, "service unknown", |st| {
+            st.health == Health::ServiceUnknown
+        })
+        .await;
+    }
+
+    let snapshot = strict.snapshot();
+    assert_eq!(snapshot.ready, 0);
+    assert_eq!(snapshot.service_unknown, 2);
+    assert!(
+        matches!(
+            &snapshot.unready,
+            Some(tower_lb::Unready::HealthServiceUnknown { service, unknown: 2, .. }) if service == "no.Such"
+        ),
+        "{snapshot:?}"
+    );
+    let status = echo(&mut Client::new(strict.clone())).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().contains("health check misconfigured")
+            && status.message().contains("\"no.Such\"")
+            && status.message().contains("SERVICE_UNKNOWN"),
+        "{}",
+        status.message()
+    );
+
+    // Panic mode keeps serving over every endpoint, and the snapshot says why.
+    wait_ready(&panicking, 2).await;
+    let snapshot = panicking.snapshot();
+    assert!(snapshot.panic, "{snapshot:?}");
+    assert_eq!(snapshot.service_unknown, 2);
+    assert_eq!(calls(&mut Client::new(panicking.clone()), 10).await, 0);
+}

@@ -30,8 +30,9 @@ pub(crate) enum Query {
     Host(Host, u16),
 }
 
-/// The addresses of SRV targets, kept from the last good answer so that a target whose own
-/// lookup fails keeps its addresses.
+/// The addresses of SRV targets (or of the host asked for), kept from the last good answer so
+/// that a name whose own lookup fails, in whole or for one address family, keeps its
+/// addresses.
 pub(crate) type TargetAddresses = HashMap<Name, Vec<IpAddr>>;
 
 /// What a resolution found.
@@ -48,7 +49,7 @@ pub(crate) enum Outcome {
     Failed { kind: DnsErrorKind, detail: String },
 }
 
-/// A resolution's outcome and, for an SRV answer, the target addresses to remember.
+/// A resolution's outcome and the addresses to remember (SRV targets', or the host's).
 #[derive(Debug)]
 pub(crate) struct Round {
     pub(crate) outcome: Outcome,
@@ -225,18 +226,18 @@ impl Resolver {
                 targets: None,
             },
             Query::Host(Host::Name(name), port) => {
-                let outcome = match self.addresses(name).await {
-                    Ok((ips, ttl)) => Outcome::Found {
-                        candidates: host::candidates(&ips, *port, Some(name)),
-                        ttl: ttl.map(secs),
-                    },
-                    Err(Failure::NotFound(detail)) => Outcome::Empty { detail },
-                    Err(Failure::Failed(kind, detail)) => Outcome::Failed { kind, detail },
+                let (outcome, targets) = match self.addresses(name, known.get(name)).await {
+                    Ok((ips, ttl)) => {
+                        let outcome = Outcome::Found {
+                            candidates: host::candidates(&ips, *port, Some(name)),
+                            ttl: ttl.map(secs),
+                        };
+                        (outcome, Some(TargetAddresses::from([(name.clone(), ips)])))
+                    }
+                    Err(Failure::NotFound(detail)) => (Outcome::Empty { detail }, None),
+                    Err(Failure::Failed(kind, detail)) => (Outcome::Failed { kind, detail }, None),
                 };
-                Round {
-                    outcome,
-                    targets: None,
-                }
+                Round { outcome, targets }
             }
             Query::Srv(name) => self.resolve_srv(name, known).await,
         }
@@ -276,9 +277,12 @@ impl Resolver {
             .cloned()
             .collect();
         let mut lookups = futures_util::stream::iter(missing)
-            .map(|target| async move {
-                let result = self.addresses(&target).await;
-                (target, result)
+            .map(|target| {
+                let known = known.get(&target);
+                async move {
+                    let result = self.addresses(&target, known).await;
+                    (target, result)
+                }
             })
             .buffer_unordered(TARGET_LOOKUPS_AT_ONCE);
         // One warning per kind of trouble per answer (the first target as the example), so a
@@ -327,10 +331,17 @@ impl Resolver {
         }
     }
 
-    /// The A and AAAA addresses of a name, with the smallest TTL of the records. One of the two
-    /// may be missing; a failure of either is a failure (a partial answer must not drop the
-    /// other family's endpoints).
-    async fn addresses(&self, name: &Name) -> Result<(Vec<IpAddr>, Option<u32>), Failure> {
+    /// The A and AAAA addresses of a name, with the smallest TTL of the records. One family
+    /// may have no records. When one family's lookup fails and the other answers, the answer
+    /// is used, with the failed family's addresses from the last good answer (`known`), and
+    /// the failure is logged: hickory's own `lookup_ip` does the same, and failing the whole
+    /// name would leave a server that answers A but fails AAAA with no endpoints at all.
+    /// Only when both fail, or one fails and nothing is left, is the name a failure.
+    async fn addresses(
+        &self,
+        name: &Name,
+        known: Option<&Vec<IpAddr>>,
+    ) -> Result<(Vec<IpAddr>, Option<u32>), Failure> {
         let (v4, v6) = futures_util::future::join(
             self.resolver.lookup(name.clone(), RecordType::A),
             self.resolver.lookup(name.clone(), RecordType::AAAA),
@@ -339,7 +350,8 @@ impl Resolver {
         let mut ips = Vec::new();
         let mut ttl = None;
         let mut not_found = Vec::new();
-        for result in [v4, v6] {
+        let mut failed = None;
+        for (result, family) in [(v4, RecordType::A), (v6, RecordType::AAAA)] {
             match result {
                 Ok(lookup) => {
                     ttl = min_opt(ttl, min_ttl(lookup.answers()));
@@ -347,9 +359,30 @@ impl Resolver {
                 }
                 Err(e) => match classify(&e) {
                     Failure::NotFound(detail) => not_found.push(detail),
-                    failed @ Failure::Failed(..) => return Err(failed),
+                    failure @ Failure::Failed(..) => {
+                        if failed.is_some() {
+                            // Both families failed: nothing is known.
+                            return Err(failure);
+                        }
+                        failed = Some((family, failure));
+                    }
                 },
             }
+        }
+        if let Some((family, failure)) = failed {
+            let kept: Vec<IpAddr> = known
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|ip| ip.is_ipv4() == (family == RecordType::A))
+                .collect();
+            if ips.is_empty() && kept.is_empty() {
+                return Err(failure);
+            }
+            if let Failure::Failed(kind, detail) = &failure {
+                tracing::warn!(name = %name, family = %family, %kind, %detail, answered = ips.len(), kept_last_known = kept.len(), "one address family's lookup failed; using the other's answer and the failed family's last known addresses");
+            }
+            ips.extend(kept);
         }
         if ips.is_empty() {
             let detail = not_found

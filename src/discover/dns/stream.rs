@@ -66,8 +66,9 @@ struct Signal {
 ///
 /// Meant for "every endpoint has failed": the records may have moved. Requests are
 /// rate-limited: a resolution asked for this way starts no sooner than the lower TTL bound
-/// after the previous one started, and not at all while the stream is backing off after a
-/// failed or empty resolution (its retry is the next one anyway). Many requests in between
+/// after the previous one started, also while the stream is backing off after failed or empty
+/// resolutions — that is when every call is failing and a refresh matters most; the limit
+/// keeps it to one query per lower bound however often it is asked. Many requests in between
 /// make one resolution. A request after the stream is dropped does nothing.
 ///
 /// ```no_run
@@ -153,7 +154,8 @@ impl DnsDiscovery {
 
     /// Brings the next resolution forward if a refresh was asked for and may run.
     fn take_refresh(&mut self, now: Instant) {
-        if !self.signal.requested.swap(false, Ordering::AcqRel) || self.backing_off {
+        // Backing off or not: the lower TTL bound since the last start is the limit.
+        if !self.signal.requested.swap(false, Ordering::AcqRel) {
             return;
         }
         let min_gap = self.tracker.schedule().min_ttl;

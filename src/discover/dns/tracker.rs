@@ -21,8 +21,8 @@ pub(crate) struct Next {
     pub(crate) items: Vec<Result<Change, DnsError>>,
     /// When to resolve again.
     pub(crate) wait: Duration,
-    /// The next resolution is a retry after a failed or empty one (a refresh does not cut it
-    /// short: the server has just shown it has nothing better).
+    /// The next resolution is a retry after a failed or empty one (for the stream's debug
+    /// view; a refresh still cuts it short, rate-limited).
     pub(crate) backing_off: bool,
 }
 
@@ -33,6 +33,9 @@ pub(crate) struct Tracker {
     on_empty: OnEmpty,
     max_endpoints: usize,
     current: EndpointSet,
+    /// The smallest TTL of the last good answer, which paces the wait for records to come
+    /// back once the set is empty.
+    last_ttl: Option<Duration>,
     misses: u32,
     empty_since: Option<Instant>,
 }
@@ -50,6 +53,7 @@ impl Tracker {
             on_empty,
             max_endpoints,
             current: EndpointSet::new(),
+            last_ttl: None,
             misses: 0,
             empty_since: None,
         }
@@ -76,6 +80,7 @@ impl Tracker {
                     tracing::debug!(name = %self.name, endpoints = set.len(), changes = changes.len(), "DNS answer changed the endpoint set");
                 }
                 self.current = set;
+                self.last_ttl = ttl;
                 self.misses = 0;
                 self.empty_since = None;
                 Next {
@@ -113,6 +118,12 @@ impl Tracker {
 
     fn on_empty(&mut self, detail: String, now: Instant, unit: f64) -> Next {
         let mut wait = self.miss(unit);
+        if self.current.is_empty() {
+            // Nothing left to lose (emptied before): wait for records to come
+            // back no longer than the last good answer's TTL (clamped to the bounds), as a
+            // normal re-resolution would have, instead of the growing backoff.
+            wait = wait.min(self.schedule.after_answer(self.last_ttl, unit));
+        }
         let clear = !self.current.is_empty()
             && match self.on_empty {
                 OnEmpty::Clear => true,
@@ -149,6 +160,7 @@ impl Tracker {
             .map(|key| Ok(Change::Remove(key)))
             .collect();
         self.empty_since = None;
+        let wait = wait.min(self.schedule.after_answer(self.last_ttl, unit));
         Next {
             items: removes,
             wait,

@@ -57,6 +57,13 @@ fn not_serving(verdict: &Verdict) -> &str {
     }
 }
 
+fn service_unknown(verdict: &Verdict) -> &str {
+    match verdict {
+        Verdict::ServiceUnknown(reason) => reason,
+        other => panic!("expected ServiceUnknown, got {other:?}"),
+    }
+}
+
 /// Aborts the task and checks that it had not panicked.
 async fn stop(handle: JoinHandle<()>) {
     handle.abort();
@@ -178,13 +185,14 @@ async fn watch_follows_a_named_service() {
 }
 
 #[tokio::test]
-async fn unknown_service_is_not_serving() {
+async fn unknown_service_is_reported_as_such() {
+    // tonic-health answers a Watch for a service it does not know with NOT_FOUND.
     let server = Real::start(true).await;
     let config = HealthCheck::grpc().service("no.Such");
     let (handle, mut rx) = start(connect(server.addr).await, config);
     let verdict = next(&mut rx).await;
     assert!(
-        not_serving(&verdict).contains("SERVICE_UNKNOWN"),
+        service_unknown(&verdict).contains("SERVICE_UNKNOWN"),
         "{verdict:?}"
     );
     stop(handle).await;
@@ -344,6 +352,7 @@ async fn check_failures_are_not_serving() {
         (Check::NotFound, "SERVICE_UNKNOWN"),
         (Check::Hang, "no Check answer within"),
     ] {
+        let unknown = matches!(check, Check::NotFound);
         let fake = Fake {
             check,
             ..fake(Watch::Unimplemented)
@@ -353,7 +362,12 @@ async fn check_failures_are_not_serving() {
             .check_interval(Duration::from_millis(20));
         let (handle, mut rx) = start(connect(serve(fake).await).await, config);
         let verdict = next(&mut rx).await;
-        assert!(not_serving(&verdict).contains(expected), "{verdict:?}");
+        let reason = if unknown {
+            service_unknown(&verdict)
+        } else {
+            not_serving(&verdict)
+        };
+        assert!(reason.contains(expected), "{verdict:?}");
         stop(handle).await;
     }
 }
@@ -387,7 +401,12 @@ async fn any_status_number_is_an_answer() {
         HealthCheck::grpc().retry_backoff(Duration::from_millis(20), Duration::from_millis(100));
     let addr = serve(fake(Watch::Send(vec![0, 3, 42, -1, 1]))).await;
     let (handle, mut rx) = start(connect(addr).await, config);
-    for expected in ["UNKNOWN", "SERVICE_UNKNOWN", "status 42", "status -1"] {
+    assert_eq!(next(&mut rx).await, Verdict::NotServing("UNKNOWN".into()));
+    assert_eq!(
+        next(&mut rx).await,
+        Verdict::ServiceUnknown("SERVICE_UNKNOWN".into())
+    );
+    for expected in ["status 42", "status -1"] {
         assert_eq!(next(&mut rx).await, Verdict::NotServing(expected.into()));
     }
     assert_eq!(next(&mut rx).await, Verdict::Serving);

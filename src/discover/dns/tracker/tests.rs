@@ -153,3 +153,33 @@ fn an_answer_with_nothing_usable_counts_as_empty() {
     let next = t.on_round(found(&["0.0.0.0:80", "10.0.0.9:0"], 5), now, 0.5);
     assert!(matches!(&next.items[..], [Ok(Change::Remove(_))]));
 }
+
+#[test]
+fn once_emptied_the_wait_returns_to_the_ttl_not_the_growing_backoff() {
+    let now = Instant::now();
+    let mut t = tracker(OnEmpty::Clear);
+    t.on_round(found(&["10.0.0.1:80"], 5), now, 0.0);
+    let cleared = t.on_round(empty(), now, 0.5);
+    assert!(matches!(&cleared.items[..], [Ok(Change::Remove(_))]));
+    assert!(cleared.wait <= Duration::from_secs(5), "{:?}", cleared.wait);
+    // Many empty answers later the backoff alone would be at its 30 s bound; the wait stays
+    // within the last good answer's TTL.
+    for _ in 0..20 {
+        let next = t.on_round(empty(), now, 0.999);
+        assert!(next.wait <= Duration::from_secs(5), "{:?}", next.wait);
+        assert!(next.wait >= Duration::from_secs(1), "{:?}", next.wait);
+    }
+    // Failures (the server in trouble, not an answer) still back off in full.
+    let mut wait = Duration::ZERO;
+    for _ in 0..20 {
+        wait = t.on_round(failed(), now, 0.999).wait;
+    }
+    assert_eq!(wait, Duration::from_secs(30));
+    // A set that is kept (not emptied) backs off as before.
+    let mut t = tracker(OnEmpty::Keep);
+    t.on_round(found(&["10.0.0.1:80"], 5), now, 0.0);
+    for _ in 0..20 {
+        wait = t.on_round(empty(), now, 0.999).wait;
+    }
+    assert_eq!(wait, Duration::from_secs(30));
+}
