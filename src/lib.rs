@@ -32,6 +32,12 @@
 //! reconnect with exponential backoff and jitter) and publishes a new snapshot whenever an
 //! endpoint joins, leaves, connects or loses its connection.
 //!
+//! **The client keeps the deadline.** A call's `grpc-timeout` (tonic's `Request::set_timeout`),
+//! or the builder's default [`timeout`](Builder::timeout), bounds the whole call — the wait
+//! for an endpoint, the response, every message of a stream: at the deadline it ends with
+//! `DEADLINE_EXCEEDED`, its stream is reset and its endpoint's load released, even against a
+//! backend that accepted the call and never answers.
+//!
 //! **Failure is explicit.** With no ready endpoint a call waits up to the
 //! [ready timeout](Builder::ready_timeout) for one, then fails with `UNAVAILABLE` and a message
 //! that says why (nothing discovered, or all endpoints unreachable, with the last connection
