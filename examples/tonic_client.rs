@@ -1,5 +1,5 @@
-//! Adding the balancer to a tonic client: the builder form, the Tower `Layer` form, a per-call
-//! deadline, and what a call returns when no backend can take it.
+//! Adding the balancer to a tonic client: the builder form, the Tower `Layer` form, an
+//! interceptor, a per-call deadline, and what a call returns when no backend can take it.
 //!
 //! ```text
 //! cargo run --example tonic_client
@@ -10,7 +10,8 @@
 //! ```text
 //! builder form: 300 calls answered by {"a": 97, "b": 104, "c": 99}
 //! layer form:   300 calls answered by {"a": 101, "b": 96, "c": 103}
-//! deadline 200ms on a call to a backend that takes 2 s: Cancelled: Timeout expired
+//! interceptor: the backend saw the caller's user-agent "checkout/1.0"
+//! deadline 200ms on a call to a backend that takes 2 s: DeadlineExceeded after 201ms: tower-lb: deadline of 200ms for /echo.Echo/Unary exceeded waiting for the response from 127.0.0.1:40101
 //! backends down: Unavailable after 300ms: tower-lb: no ready endpoint for /echo.Echo/Unary after waiting 300ms: all 2 endpoints unreachable or connecting (0 connecting); last connection error: 127.0.0.1:34565: Connection refused (os error 111)
 //! ```
 //!
@@ -94,6 +95,36 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .layer(Balancer::builder().try_layer(discover::fixed(endpoints.clone()))?)
         .service(Http2Connector::<tonic::body::Body>::new());
     check("layer form:  ", &spread(EchoClient::new(balancer)).await?)?;
+
+    // 2b. An interceptor, as with tonic's own Channel: it adds metadata to every call (here a
+    //     user agent of the caller's, which the balancer keeps, and a token).
+    let balancer = Balancer::builder().build(discover::fixed(endpoints.clone()))?;
+    let mut intercepted =
+        EchoClient::with_interceptor(balancer, |mut request: tonic::Request<()>| {
+            let metadata = request.metadata_mut();
+            metadata.insert(
+                "user-agent",
+                tonic::metadata::MetadataValue::from_static("checkout/1.0"),
+            );
+            metadata.insert(
+                "authorization",
+                tonic::metadata::MetadataValue::from_static("Bearer t0ken"),
+            );
+            Ok(request)
+        });
+    let seen = intercepted
+        .unary(request(Duration::from_secs(5)))
+        .await?
+        .into_inner()
+        .seen;
+    match seen.get("user-agent").map(String::as_str) {
+        Some("checkout/1.0") => {
+            println!("interceptor: the backend saw the caller's user-agent \"checkout/1.0\"")
+        }
+        other => {
+            return Err(format!("the interceptor's user agent did not arrive: {other:?}").into());
+        }
+    }
 
     // 3. A per-call deadline. Backend `a` now takes 2 s per call; the balancer ends the call
     //    at its 200 ms deadline with DEADLINE_EXCEEDED and resets the stream (the deadline also
