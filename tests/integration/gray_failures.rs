@@ -1,6 +1,7 @@
-//! Gray failures at the connection: a peer that accepts TCP but never speaks HTTP/2 (a
-//! stopped process, whose kernel still accepts; a port taken by something else) is never a
-//! ready endpoint, and the reason says what it is.
+//! Gray failures: a peer that accepts TCP but never speaks HTTP/2 (a stopped process, whose
+//! kernel still accepts; a port taken by something else) is never a ready endpoint, and the
+//! reason says what it is; a backend process frozen mid-traffic (SIGSTOP) does not collect
+//! callers, and comes back when it thaws.
 
 use std::time::Duration;
 
@@ -67,4 +68,182 @@ async fn a_listener_that_accepts_and_never_speaks_is_never_ready() {
         status.message()
     );
     task.abort();
+}
+
+/// The environment variable that turns this test binary into a child Echo server.
+const CHILD: &str = "TOWER_LB_ECHO_CHILD";
+
+/// Not a test: when this binary runs with `CHILD` set, it serves Echo on 127.0.0.1, prints the
+/// address, and runs until killed — a real server process the parent can stop with SIGSTOP.
+#[test]
+#[ignore = "a child server process for frozen_backend tests, started by them"]
+fn echo_server_child() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    let server = TestServer::start("frozen").unwrap();
+    println!("addr={}", server.addr());
+    // Bounded even if the parent dies without killing it.
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+/// A child process serving Echo; killed when dropped.
+struct Child {
+    process: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Child {
+    fn start() -> Child {
+        use std::io::BufRead;
+        let mut process = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "gray_failures::echo_server_child",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = process.stdout.take().unwrap();
+        let addr = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("addr=").map(|a| a.parse().unwrap()))
+            .expect("the child prints its address");
+        Child { process, addr }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.process.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// One of three backends is frozen (SIGSTOP: its kernel still accepts and buffers) under 32
+/// callers with 500 ms deadlines. Every call ends by its deadline (bounded from outside, so a
+/// hang fails the test), and once the first call to it has timed out, the frozen backend gets
+/// only a few more calls; after SIGCONT it serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_backend_does_not_collect_callers() {
+    let frozen = Child::start();
+    let healthy = [
+        TestServer::start("warm-1").unwrap(),
+        TestServer::start("warm-2").unwrap(),
+    ];
+    let endpoints = healthy
+        .iter()
+        .map(endpoint)
+        .chain([Endpoint::new(frozen.addr).unwrap()]);
+    // Ejections short enough for the thaw below to show within the test.
+    let outlier = tower_lb::health::OutlierDetection::default()
+        .base_ejection_time(Duration::from_secs(5))
+        .max_ejection_time(Duration::from_secs(5));
+    let balancer = builder()
+        .outlier_detection(outlier)
+        .build(fixed(endpoints))
+        .unwrap();
+    balancer.wait_ready(3, BOUND).await.unwrap();
+    let frozen_addr = frozen.addr;
+    // Calls given to the frozen backend so far: those finished plus those in flight.
+    let frozen_requests = move |b: &tower_lb::Balancer| {
+        b.snapshot()
+            .endpoints
+            .into_iter()
+            .find(|e| e.addr == frozen_addr)
+            .map_or(0, |e| e.requests + u64::from(e.in_flight))
+    };
+    // Warm up: every backend answers.
+    let mut client = Client::new(balancer.clone());
+    for _ in 0..30 {
+        echo(&mut client).await.unwrap();
+    }
+
+    frozen.signal("-STOP");
+    let first_timeout = std::sync::Arc::new(std::sync::Mutex::new(None::<u64>));
+    let callers = (0..32).map(|_| {
+        let mut client = Client::new(balancer.clone());
+        let balancer = balancer.clone();
+        let first_timeout = first_timeout.clone();
+        let frozen_requests = move || frozen_requests(&balancer);
+        tokio::spawn(async move {
+            let (mut ok, mut timed_out) = (0u32, 0u32);
+            for _ in 0..40 {
+                let mut request = tonic::Request::new(tower_lb_testkit::pb::EchoRequest {
+                    message: "hi".into(),
+                    stream_count: 0,
+                });
+                request.set_timeout(Duration::from_millis(500));
+                let call = tokio::time::timeout(Duration::from_secs(5), client.unary(request));
+                match call
+                    .await
+                    .expect("a call outlived its 500 ms deadline by seconds")
+                {
+                    Ok(_) => ok += 1,
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+                        timed_out += 1;
+                        let mut first = first_timeout.lock().unwrap();
+                        if first.is_none() {
+                            *first = Some(frozen_requests());
+                        }
+                    }
+                }
+            }
+            (ok, timed_out)
+        })
+    });
+    let mut ok = 0;
+    for caller in callers.collect::<Vec<_>>() {
+        let (o, _) = caller.await.unwrap();
+        ok += o;
+    }
+    let at_first_timeout = first_timeout.lock().unwrap().expect("a call timed out");
+    let after = frozen_requests(&balancer).saturating_sub(at_first_timeout);
+    println!("answered {ok} of 1280; calls to the frozen backend after its first timeout: {after}");
+    // 1,280 calls in all; the healthy two answered almost all of them.
+    assert!(ok >= 1_200, "only {ok} of 1280 calls answered");
+    assert!(
+        after <= 5,
+        "the frozen backend got {after} calls after the first timed out on it"
+    );
+
+    // Thawed, it is back in the ready set once its ejection ends (PeakEWMA then lets its
+    // learned 500 ms fade over the decay time before it takes its full share again).
+    frozen.signal("-CONT");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = balancer
+            .snapshot()
+            .endpoints
+            .into_iter()
+            .find(|e| e.addr == frozen_addr)
+            .unwrap();
+        if status.ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never came back: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let alone = builder()
+        .build(fixed([Endpoint::new(frozen_addr).unwrap()]))
+        .unwrap();
+    alone.wait_ready(1, BOUND).await.unwrap();
+    assert_eq!(echo(&mut Client::new(alone)).await.unwrap(), "frozen");
 }
