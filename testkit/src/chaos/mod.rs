@@ -43,7 +43,9 @@
 //!   server is down outside the blackout, with at most three keys on it (its own and two
 //!   extra), so three re-picks, each avoiding the endpoint that just refused, nearly always
 //!   find a live one; a request refused on every attempt fails with `NotSent`, allowed only
-//!   around a kill.
+//!   around a kill. Retries draw on the retry budget; with 256 callers and a kill every
+//!   400 ms, a burst of refusals can spend it, and the call fails with `RetryBudgetExhausted`,
+//!   allowed on the same terms.
 //! * A fast reconnect backoff (20 ms, capped at 250 ms), so a restarted server is back within
 //!   the scenario's short down times. Outlier detection stays at its defaults (it may eject
 //!   the erroring server; killed servers' connection errors do not count against them).
@@ -58,7 +60,7 @@
 //! | `UNAVAILABLE: injected failure`, no source | server error | always: the erroring server's answer |
 //! | `RESOURCE_EXHAUSTED` | resource exhausted | always (a limit said no; counted apart) |
 //! | source chain holds a `hyper::Error`, `h2::Error` or `io::Error` (tonic built it from the connection's failure) | killed in flight | a kill began before the call ended, and the call began before the balancer stopped offering that server |
-//! | source is `tower_lb::Error::NotSent` | not sent | as "killed in flight": only a closing connection hands a request back |
+//! | source is `tower_lb::Error::NotSent`, or `RetryBudgetExhausted` (handed back unsent, and the retry budget said no to another attempt) | not sent | as "killed in flight": only a closing connection hands a request back |
 //! | source is `tower_lb::Error::NoReadyEndpoint` | fail-fast | the call overlapped the blackout (first kill to first ready endpoint after the restarts) |
 //! | anything else, or one of the above outside its window | unexpected | never |
 //!

@@ -21,7 +21,7 @@ pub(crate) const MAX_EXAMPLES: usize = 10;
 pub(crate) enum Timed {
     /// A connection failure (hyper, h2 or I/O error as the status's source).
     Transport,
-    /// `tower_lb::Error::NotSent`.
+    /// `tower_lb::Error::NotSent`, or `RetryBudgetExhausted`: handed back unsent.
     NotSent,
     /// `tower_lb::Error::NoReadyEndpoint`.
     NoReady,
@@ -42,7 +42,9 @@ pub(crate) fn sort(status: &Status) -> Sorted {
     {
         return match e {
             tower_lb::Error::NoReadyEndpoint { .. } => Sorted::Timed(Timed::NoReady),
-            tower_lb::Error::NotSent { .. } => Sorted::Timed(Timed::NotSent),
+            tower_lb::Error::NotSent { .. } | tower_lb::Error::RetryBudgetExhausted { .. } => {
+                Sorted::Timed(Timed::NotSent)
+            }
             _ if status.code() == Code::ResourceExhausted => Sorted::ResourceExhausted,
             _ => Sorted::Unexpected,
         };
