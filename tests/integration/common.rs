@@ -135,3 +135,31 @@ pub async fn call<T: EndpointChannel<RequestBody = String>>(
 pub fn typed(status: &tonic::Status) -> Option<&tower_lb::Error> {
     std::error::Error::source(status).and_then(|s| s.downcast_ref::<tower_lb::Error>())
 }
+
+/// Calls the balancer counts in flight, over all its endpoints.
+pub fn in_flight(balancer: &Balancer) -> u32 {
+    balancer
+        .snapshot()
+        .endpoints
+        .iter()
+        .map(|e| e.in_flight)
+        .sum()
+}
+
+/// Waits (bounded, 10 s) until no call is in flight on `servers` or in the balancer: the load
+/// was released, and the servers saw the calls end.
+pub async fn settled(balancer: &Balancer, servers: &[TestServer]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while servers.iter().any(|s| s.in_flight() > 0) || in_flight(balancer) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls still in flight: servers {:?}, balancer {}",
+            servers
+                .iter()
+                .map(TestServer::in_flight)
+                .collect::<Vec<_>>(),
+            in_flight(balancer)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

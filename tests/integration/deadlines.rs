@@ -28,32 +28,6 @@ fn request(timeout: Option<Duration>) -> tonic::Request<EchoRequest> {
     request
 }
 
-fn in_flight(balancer: &Balancer) -> u32 {
-    balancer
-        .snapshot()
-        .endpoints
-        .iter()
-        .map(|e| e.in_flight)
-        .sum()
-}
-
-/// Waits (bounded) until no call is in flight on the servers or in the balancer.
-async fn settled(balancer: &Balancer, servers: &[TestServer]) {
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while servers.iter().any(|s| s.in_flight() > 0) || in_flight(balancer) > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "calls still in flight: servers {:?}, balancer {}",
-            servers
-                .iter()
-                .map(TestServer::in_flight)
-                .collect::<Vec<_>>(),
-            in_flight(balancer)
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 async fn silent_servers(n: usize, prefix: &str) -> (Vec<TestServer>, Balancer) {
     let servers = servers(n, prefix);
     for s in &servers {

@@ -13,15 +13,6 @@ use crate::common::*;
 
 const BOUND: Duration = Duration::from_secs(10);
 
-fn in_flight(balancer: &Balancer) -> u32 {
-    balancer
-        .snapshot()
-        .endpoints
-        .iter()
-        .map(|e| e.in_flight)
-        .sum()
-}
-
 fn message(text: &str, stream_count: u32) -> EchoRequest {
     EchoRequest {
         message: text.into(),
@@ -35,18 +26,6 @@ async fn one_server(name: &str) -> (TestServer, Balancer, Client) {
     balancer.wait_ready(1, BOUND).await.unwrap();
     let client = Client::new(balancer.clone());
     (server, balancer, client)
-}
-
-/// Waits (bounded) until the balancer counts no call in flight.
-async fn released(balancer: &Balancer) {
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while in_flight(balancer) > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "load never released"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]
@@ -112,15 +91,7 @@ async fn a_stream_dropped_early_releases_and_the_server_sees_it() {
     assert!(stream.message().await.unwrap().is_some());
     assert_eq!(in_flight(&balancer), 1);
     drop(stream);
-    released(&balancer).await;
-    let deadline = tokio::time::Instant::now() + BOUND;
-    while server.in_flight() > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server never saw the reset"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    settled(&balancer, std::slice::from_ref(&server)).await;
 }
 
 #[tokio::test]
@@ -151,5 +122,5 @@ async fn a_failed_stream_releases() {
     .await
     .expect("the stream never ended after the server was killed");
     assert!(end.is_err(), "{end:?}");
-    released(&balancer).await;
+    settled(&balancer, &[]).await;
 }
