@@ -6,12 +6,10 @@
 //! (feature `tls`), the handshake runs between the TCP connect and HTTP/2's. Either way the
 //! connection counts only once the server has spoken (`first_read.rs`).
 
-use std::any::Any;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +22,7 @@ use tokio::net::TcpStream;
 use http::HeaderValue;
 use http::header::USER_AGENT;
 
-use super::channel::{EndpointChannel, ProbeFuture, SendError};
+use super::channel::{EndpointChannel, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
 use super::first_read::FirstRead;
 use super::settings::Http2Settings;
@@ -239,7 +237,7 @@ impl<B> Http2Connector<B> {
 
     /// HTTP/2's handshake on an established stream; spawns the connection task and returns
     /// the request handle and a future of the connection's end.
-    async fn http2<I>(&self, io: I) -> Result<(SendRequest<B>, Closed, Closer), BoxError>
+    async fn http2<I>(&self, io: I) -> Result<(SendRequest<B>, Closed), BoxError>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -264,31 +262,23 @@ impl<B> Http2Connector<B> {
         }
         let (send, conn) = builder.handshake::<_, B>(TokioIo::new(io)).await?;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let (close_tx, mut close_rx) = tokio::sync::oneshot::channel::<String>();
         tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let end = tokio::select! {
-                result = &mut conn => result.err().map(|e| BoxError::from(with_causes(&e))),
-                // Closed on purpose (a probe found the peer silent): dropping the connection
-                // closes the socket and fails the calls still on it.
-                Ok(why) = &mut close_rx => Some(BoxError::from(why)),
-            };
-            let _ = done_tx.send(end);
+            let result = conn.await;
+            let _ = done_tx.send(result.err().map(|e| BoxError::from(with_causes(&e))));
         });
-        let closed: Closed = Box::pin(async move { done_rx.await.unwrap_or(None) });
-        Ok((send, closed, Closer(Arc::new(Mutex::new(Some(close_tx))))))
+        Ok((send, Box::pin(async move { done_rx.await.unwrap_or(None) })))
     }
 
     /// HTTP/2 over `io`, established once the server has sent its first bytes (its
     /// SETTINGS; see `first_read.rs`). `Err`: why the connection closed before that.
-    async fn spoken<I>(&self, io: I) -> Result<(SendRequest<B>, Closed, Closer), String>
+    async fn spoken<I>(&self, io: I) -> Result<(SendRequest<B>, Closed), String>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         let (io, first_read) = FirstRead::new(io);
-        let (send, mut closed, closer) = self.http2(io).await.map_err(|e| e.to_string())?;
+        let (send, mut closed) = self.http2(io).await.map_err(|e| e.to_string())?;
         let closed_early = tokio::select! {
             first = first_read => match first {
                 Ok(()) => None,
@@ -298,7 +288,7 @@ impl<B> Http2Connector<B> {
             why = &mut closed => Some(why),
         };
         match closed_early {
-            None => Ok((send, closed, closer)),
+            None => Ok((send, closed)),
             Some(why) => Err(why.map_or_else(|| "closed".to_owned(), |e| e.to_string())),
         }
     }
@@ -337,24 +327,6 @@ impl<B> Http2Connector<B> {
 const STAGE_TCP: u8 = 0;
 const STAGE_TLS: u8 = 1;
 const STAGE_SPEAK: u8 = 2;
-
-/// Closes one connection on purpose, once; shared by its channel's clones.
-#[derive(Debug, Clone)]
-struct Closer(Arc<Mutex<Option<tokio::sync::oneshot::Sender<String>>>>);
-
-impl Closer {
-    fn close(&self, why: String) {
-        let sender = self.0.lock().map(|mut s| s.take()).unwrap_or(None);
-        if let Some(sender) = sender {
-            let _ = sender.send(why);
-        }
-    }
-}
-
-/// The path a probe asks for: the standard health service's `Check`, which a gRPC server
-/// answers at once — with its health, or `UNIMPLEMENTED` — without running an application
-/// handler. Any answer will do; only silence closes the connection.
-const PROBE_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// Resolves when a connection has closed.
 type Closed = Pin<Box<dyn Future<Output = Option<BoxError>> + Send>>;
@@ -425,7 +397,7 @@ where
                 })
             };
             let timeout = settings.settings.connect_timeout;
-            let (send, closed, closer) = match tokio::time::timeout(timeout, dial).await {
+            let (send, closed) = match tokio::time::timeout(timeout, dial).await {
                 Ok(result) => result?,
                 Err(_) => {
                     let waiting = match stage.load(Relaxed) {
@@ -450,7 +422,6 @@ where
                     authority,
                     keep_callers,
                     user_agent: on_request.user_agent,
-                    closer,
                 },
                 closed,
             })
@@ -475,8 +446,6 @@ pub struct Http2Channel<B> {
     /// Whether a request's own authority wins over `authority` (none was configured).
     keep_callers: bool,
     user_agent: HeaderValue,
-    /// Closes the connection on purpose (after a failed probe).
-    closer: Closer,
 }
 
 impl<B> Clone for Http2Channel<B> {
@@ -487,7 +456,6 @@ impl<B> Clone for Http2Channel<B> {
             authority: self.authority.clone(),
             keep_callers: self.keep_callers,
             user_agent: self.user_agent.clone(),
-            closer: self.closer.clone(),
         }
     }
 }
@@ -510,44 +478,6 @@ where
     #[inline]
     fn is_ready(&self) -> bool {
         self.send.is_ready()
-    }
-
-    /// Sends an empty `grpc.health.v1.Health/Check` on the connection: any answer, an
-    /// `UNIMPLEMENTED` one included, shows the peer is alive; silence for `timeout` closes the
-    /// connection. Only for tonic's request body (the empty body is built as one); other
-    /// bodies do not probe.
-    fn probe(&self, timeout: Duration) -> Option<ProbeFuture> {
-        let body: Box<dyn Any> = Box::new(tonic::body::Body::empty());
-        let body = *body.downcast::<B>().ok()?;
-        let uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(PROBE_PATH)
-            .build()
-            .ok()?;
-        let request = http::Request::post(uri)
-            .header(http::header::CONTENT_TYPE, "application/grpc")
-            .header(http::header::TE, "trailers")
-            .header(USER_AGENT, self.user_agent.clone())
-            .body(body)
-            .ok()?;
-        let mut send = self.send.clone();
-        let closer = self.closer.clone();
-        let authority = self.authority.clone();
-        Some(Box::pin(async move {
-            let answer = tokio::time::timeout(timeout, async {
-                // Any outcome but silence: a response, or an error (the connection is
-                // already closing, or refused the stream) that needs no help from us.
-                let _ = send.send_request(request).await;
-            });
-            if answer.await.is_err() {
-                tracing::warn!(endpoint = %authority, ?timeout, "no answer to a probe after a call timed out; closing the connection");
-                closer.close(format!(
-                    "{authority} did not answer a probe within {timeout:?} after a call on the \
-                     connection timed out (a stopped or hung process?)"
-                ));
-            }
-        }))
     }
 
     fn send(&mut self, mut request: http::Request<B>) -> Self::Future {

@@ -42,7 +42,7 @@ mod in_process;
 mod no_requests;
 mod settings;
 
-pub use channel::{EndpointChannel, ProbeFuture, SendError};
+pub use channel::{EndpointChannel, SendError};
 pub use connector::{ConnectFuture, Connection, Connector};
 pub use http2::{Http2Channel, Http2Connector};
 pub use in_process::{ServiceChannel, ServiceConnector, ServiceFuture};
