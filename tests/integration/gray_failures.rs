@@ -81,7 +81,8 @@ fn echo_server_child() {
     if std::env::var_os(CHILD).is_none() {
         return;
     }
-    let server = TestServer::start("frozen").unwrap();
+    // With a grpc.health.v1 service, so the parent can check its health too.
+    let server = TestServer::start_with_health("frozen").unwrap();
     println!("addr={}", server.addr());
     // Bounded even if the parent dies without killing it.
     std::thread::sleep(Duration::from_secs(120));
@@ -139,10 +140,23 @@ impl Drop for Child {
 /// only a few more calls; after SIGCONT it serves again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_backend_does_not_collect_callers() {
+    frozen_backend(false).await;
+}
+
+/// The same with active health checks (grpc.health.v1 `Watch`) on every endpoint: a frozen
+/// server's Watch stream goes quiet rather than failing, so the calls' own deadlines are what
+/// keep callers off it, as without checks.
+#[cfg(feature = "health")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_backend_does_not_collect_callers_with_health_checks_on() {
+    frozen_backend(true).await;
+}
+
+async fn frozen_backend(health_checks: bool) {
     let frozen = Child::start();
     let healthy = [
-        TestServer::start("warm-1").unwrap(),
-        TestServer::start("warm-2").unwrap(),
+        TestServer::start_with_health("warm-1").unwrap(),
+        TestServer::start_with_health("warm-2").unwrap(),
     ];
     let endpoints = healthy
         .iter()
@@ -152,10 +166,15 @@ async fn a_frozen_backend_does_not_collect_callers() {
     let outlier = tower_lb::health::OutlierDetection::default()
         .base_ejection_time(Duration::from_secs(5))
         .max_ejection_time(Duration::from_secs(5));
-    let balancer = builder()
-        .outlier_detection(outlier)
-        .build(fixed(endpoints))
-        .unwrap();
+    let configured = builder().outlier_detection(outlier);
+    #[cfg(feature = "health")]
+    let configured = match health_checks {
+        true => configured.health_check(tower_lb::health::HealthCheck::grpc()),
+        false => configured,
+    };
+    #[cfg(not(feature = "health"))]
+    let _ = health_checks;
+    let balancer = configured.build(fixed(endpoints)).unwrap();
     balancer.wait_ready(3, BOUND).await.unwrap();
     let frozen_addr = frozen.addr;
     // Calls given to the frozen backend so far: those finished plus those in flight.
