@@ -109,7 +109,7 @@ where
             }
             None => true,
         };
-        if ended || body_ended(&this.inner) {
+        if ended || this.inner.is_end_stream() {
             // Trailers, an error or the end: the call is over, whether or not the caller
             // drops the body now.
             if let Some(mut hold) = this.in_flight.take() {
@@ -121,10 +121,7 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Body { body } => body.is_end_stream(),
-            Inner::Empty => true,
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -135,10 +132,12 @@ where
     }
 }
 
-fn body_ended<B: Body>(inner: &Pin<&mut Inner<B>>) -> bool {
-    match &**inner {
-        Inner::Body { body } => body.is_end_stream(),
-        Inner::Empty => true,
+impl<B: Body> Inner<B> {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inner::Body { body } => body.is_end_stream(),
+            Inner::Empty => true,
+        }
     }
 }
 

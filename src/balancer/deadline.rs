@@ -10,10 +10,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::HeaderMap;
 use http::uri::PathAndQuery;
 use tokio::time::{Instant, Sleep};
 
+use crate::endpoint::InFlight;
 use crate::error::{BoxError, CallStage, Error};
 use crate::time::{cap_grpc_timeout, grpc_timeout};
 
@@ -38,9 +38,17 @@ impl Deadline {
     /// `None` without either, or for a timeout too far away to be a deadline.
     #[inline]
     pub(crate) fn of<B>(request: &mut http::Request<B>, default: Option<Duration>) -> Option<Self> {
-        let timeout = Self::timeout_of(request.headers(), default)?;
+        // Read once: an empty header map (no metadata at all) has no `grpc-timeout`.
+        let headers = request.headers();
+        let own = (!headers.is_empty())
+            .then(|| grpc_timeout(headers))
+            .flatten();
+        let timeout = match (own, default) {
+            (Some(own), Some(default)) => own.min(default),
+            (own, default) => own.or(default)?,
+        };
         if default.is_some() {
-            cap_grpc_timeout(request.headers_mut(), timeout);
+            cap_grpc_timeout(request.headers_mut(), own, timeout);
         }
         let at = Instant::now().checked_add(timeout)?;
         Some(Deadline {
@@ -50,18 +58,6 @@ impl Deadline {
                 path: request.uri().path_and_query().cloned(),
             }),
         })
-    }
-
-    /// The shorter of the request's `grpc-timeout` and `default`.
-    #[inline]
-    fn timeout_of(headers: &HeaderMap, default: Option<Duration>) -> Option<Duration> {
-        if headers.is_empty() {
-            return default;
-        }
-        match (grpc_timeout(headers), default) {
-            (Some(own), Some(default)) => Some(own.min(default)),
-            (own, default) => own.or(default),
-        }
     }
 
     /// Whether the deadline had passed when the call was made (a zero timeout): the call
@@ -108,6 +104,14 @@ impl Deadline {
             timeout: self.timer.timeout,
             during,
         }
+    }
+
+    /// The deadline passed while `hold`'s endpoint had the call and no response yet: the
+    /// call's outcome is a timeout, and its error names the endpoint.
+    #[cold]
+    pub(crate) fn expire(&self, hold: &mut InFlight) -> BoxError {
+        hold.on_timeout();
+        self.exceeded_boxed(CallStage::Headers(hold.endpoint().addr))
     }
 
     /// [`exceeded`](Self::exceeded), boxed as the balancer returns errors.

@@ -161,15 +161,14 @@ impl<T: EndpointChannel> Future for ResponseFuture<T> {
                         Poll::Pending => {
                             ready!(poll_deadline(deadline, cx));
                             // The deadline passed first: release the endpoint; dropping this
-                            // future with the endpoint's resets the stream.
-                            let mut hold = in_flight.take();
-                            let addr = hold.as_ref().map(|h| h.endpoint().addr);
-                            if let Some(h) = hold.as_mut() {
-                                h.on_timeout();
+                            // future with the endpoint's resets the stream. (Both are `Some`
+                            // here: the deadline fired, and the hold lives until the future
+                            // completes.)
+                            if let (Some(d), Some(mut hold)) = (deadline.as_ref(), in_flight.take())
+                            {
+                                return Poll::Ready(Err(d.expire(&mut hold)));
                             }
-                            let stage = addr.map_or(CallStage::Body, CallStage::Headers);
-                            let error = deadline.as_ref().map(|d| d.exceeded_boxed(stage));
-                            return Poll::Ready(Err(error.unwrap_or_else(|| "deadline".into())));
+                            return Poll::Pending;
                         }
                     };
                     let mut hold = in_flight.take();
@@ -263,19 +262,18 @@ async fn slow_call<T: EndpointChannel>(
         record_endpoint(&span, hold.endpoint());
         span.record("attempt", attempts.attempt());
         let sent = match deadline.as_mut() {
-            None => Some(channel.send(request).await),
+            None => channel.send(request).await,
             Some(d) => {
-                tokio::select! {
+                let answered = tokio::select! {
                     biased;
                     sent = channel.send(request) => Some(sent),
                     () = d.expired() => None,
+                };
+                match answered {
+                    Some(sent) => sent,
+                    None => return Err(d.expire(&mut hold)),
                 }
             }
-        };
-        let Some(sent) = sent else {
-            hold.on_timeout();
-            let stage = CallStage::Headers(hold.endpoint().addr);
-            return Err(deadline.map_or_else(|| "deadline".into(), |d| d.exceeded_boxed(stage)));
         };
         match sent {
             Ok(response) => return Ok(wrap(response, Some(hold), deadline)),

@@ -51,9 +51,9 @@ pub(crate) fn encode_grpc_timeout(timeout: Duration) -> http::HeaderValue {
 }
 
 /// Gives the request a `grpc-timeout` no longer than `timeout`: servers see the deadline the
-/// client enforces. A shorter one already on the request is kept.
-pub(crate) fn cap_grpc_timeout(headers: &mut HeaderMap, timeout: Duration) {
-    if grpc_timeout(headers).is_none_or(|own| own > timeout) {
+/// client enforces. `own`, the request's `grpc-timeout` as already read, is kept if shorter.
+pub(crate) fn cap_grpc_timeout(headers: &mut HeaderMap, own: Option<Duration>, timeout: Duration) {
+    if own.is_none_or(|own| own > timeout) {
         headers.insert(GRPC_TIMEOUT.clone(), encode_grpc_timeout(timeout));
     }
 }
@@ -105,12 +105,14 @@ mod tests {
     fn a_shorter_timeout_on_the_request_is_kept() {
         let mut h = HeaderMap::new();
         h.insert("grpc-timeout", "100m".parse().unwrap());
-        cap_grpc_timeout(&mut h, Duration::from_secs(1));
+        let own = grpc_timeout(&h);
+        cap_grpc_timeout(&mut h, own, Duration::from_secs(1));
         assert_eq!(h["grpc-timeout"], "100m");
-        cap_grpc_timeout(&mut h, Duration::from_millis(10));
+        let own = grpc_timeout(&h);
+        cap_grpc_timeout(&mut h, own, Duration::from_millis(10));
         assert_eq!(grpc_timeout(&h), Some(Duration::from_millis(10)));
         let mut none = HeaderMap::new();
-        cap_grpc_timeout(&mut none, Duration::from_secs(1));
+        cap_grpc_timeout(&mut none, None, Duration::from_secs(1));
         assert_eq!(grpc_timeout(&none), Some(Duration::from_secs(1)));
     }
 }

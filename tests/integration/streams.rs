@@ -7,7 +7,7 @@ use std::time::Duration;
 use tower_lb::Balancer;
 use tower_lb::discover::fixed;
 use tower_lb_testkit::TestServer;
-use tower_lb_testkit::pb::EchoRequest;
+use tower_lb_testkit::pb::{EchoReply, EchoRequest};
 
 use crate::common::*;
 
@@ -79,9 +79,8 @@ async fn a_bidi_stream_read_to_its_end_releases_before_it_is_dropped() {
     drop(replies);
 }
 
-#[tokio::test]
-async fn a_stream_dropped_early_releases_and_the_server_sees_it() {
-    let (server, balancer, mut client) = one_server("early-drop").await;
+/// A server stream that would run for minutes, with its first message read.
+async fn long_stream(server: &TestServer, client: &mut Client) -> tonic::Streaming<EchoReply> {
     server.set_delay(Duration::from_millis(20));
     let mut stream = client
         .server_stream(message("tick", 10_000))
@@ -89,6 +88,13 @@ async fn a_stream_dropped_early_releases_and_the_server_sees_it() {
         .unwrap()
         .into_inner();
     assert!(stream.message().await.unwrap().is_some());
+    stream
+}
+
+#[tokio::test]
+async fn a_stream_dropped_early_releases_and_the_server_sees_it() {
+    let (server, balancer, mut client) = one_server("early-drop").await;
+    let stream = long_stream(&server, &mut client).await;
     assert_eq!(in_flight(&balancer), 1);
     drop(stream);
     settled(&balancer, std::slice::from_ref(&server)).await;
@@ -103,13 +109,7 @@ async fn a_failed_stream_releases() {
     assert_eq!(in_flight(&balancer), 0);
     // A stream cut off by the server's death mid-way releases too.
     server.set_fail_all(false);
-    server.set_delay(Duration::from_millis(20));
-    let mut stream = client
-        .server_stream(message("tick", 10_000))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(stream.message().await.unwrap().is_some());
+    let mut stream = long_stream(&server, &mut client).await;
     server.kill();
     let end = tokio::time::timeout(BOUND, async {
         loop {
