@@ -1,8 +1,9 @@
 //! Tracing: one span per call, with its policy, the endpoint chosen and the attempt; events for
 //! discovery changes. Captured by a subscriber of the test's own.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
 use tower::{Service, ServiceExt};
 use tower_lb::Policy;
@@ -16,7 +17,8 @@ use crate::common::*;
 
 type Fields = BTreeMap<String, String>;
 
-/// Every `call` span's fields, in creation order, and every event's message.
+/// Every `call` span's fields, in creation order, and every event's message, as seen on the
+/// thread that installed the capture.
 #[derive(Clone, Default)]
 struct Capture {
     spans: Arc<Mutex<Vec<(Id, Fields)>>>,
@@ -34,31 +36,75 @@ impl Visit for FieldsOf<'_> {
     }
 }
 
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for Capture {
+thread_local! {
+    static CAPTURE: RefCell<Option<Capture>> = const { RefCell::new(None) };
+}
+
+/// One process-wide subscriber that hands what happens on a thread to that thread's capture.
+///
+/// Why not a scoped `set_default` per test: tracing caches each callsite's interest process-wide,
+/// and with one scoped dispatcher registered it asks the default of whichever thread reaches a
+/// callsite first. A sibling test with no subscriber then caches "never" for the `call` span, and
+/// this test captures nothing (seen in CI: 0 spans of 21). A global subscriber is every thread's
+/// default, so the first thread always asks it.
+struct PerThread;
+
+impl PerThread {
+    fn with(f: impl FnOnce(&Capture)) {
+        CAPTURE.with(|c| {
+            if let Some(capture) = c.borrow().as_ref() {
+                f(capture)
+            }
+        })
+    }
+}
+
+impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> tracing_subscriber::Layer<S> for PerThread {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
         if attrs.metadata().name() == "call" {
-            let mut fields = Fields::new();
-            attrs.record(&mut FieldsOf(&mut fields));
-            self.spans.lock().unwrap().push((id.clone(), fields));
+            Self::with(|capture| {
+                let mut fields = Fields::new();
+                attrs.record(&mut FieldsOf(&mut fields));
+                capture.spans.lock().unwrap().push((id.clone(), fields));
+            })
         }
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        let mut spans = self.spans.lock().unwrap();
-        if let Some((_, fields)) = spans.iter_mut().find(|(i, _)| i == id) {
-            values.record(&mut FieldsOf(fields));
-        }
+        Self::with(|capture| {
+            let mut spans = capture.spans.lock().unwrap();
+            if let Some((_, fields)) = spans.iter_mut().find(|(i, _)| i == id) {
+                values.record(&mut FieldsOf(fields));
+            }
+        })
     }
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut fields = Fields::new();
-        event.record(&mut FieldsOf(&mut fields));
-        self.events.lock().unwrap().push(fields);
+        Self::with(|capture| {
+            let mut fields = Fields::new();
+            event.record(&mut FieldsOf(&mut fields));
+            capture.events.lock().unwrap().push(fields);
+        })
+    }
+}
+
+/// Removes the thread's capture when the test ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        CAPTURE.with(|c| c.borrow_mut().take());
     }
 }
 
 impl Capture {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let subscriber = tracing_subscriber::registry().with(self.clone());
-        tracing::subscriber::set_default(subscriber)
+    fn install(&self) -> Installed {
+        static GLOBAL: Once = Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(PerThread);
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in this test binary");
+        });
+        CAPTURE.with(|c| *c.borrow_mut() = Some(self.clone()));
+        Installed
     }
     fn calls(&self) -> Vec<Fields> {
         let spans = self.spans.lock().unwrap();
