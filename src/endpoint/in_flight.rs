@@ -115,6 +115,7 @@ impl InFlight {
     #[inline]
     pub(crate) fn on_timeout(&mut self) {
         self.outcome = Some(outcome::TIMEOUT);
+        self.state.passive.call_timed_out(&self.state);
     }
 
     /// The call failed (transport error before or during the response).

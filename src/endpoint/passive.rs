@@ -87,6 +87,15 @@ impl Passive {
         false
     }
 
+    /// A call on `state` hit its deadline: asks the control task to probe the endpoint's
+    /// connection, unless a probe is already asked for or under way.
+    #[cold]
+    pub(crate) fn call_timed_out(&self, state: &Arc<EndpointState>) {
+        if !state.probing.swap(true, Relaxed) {
+            let _ = self.signals.send(Signal::TimedOut(state.clone()));
+        }
+    }
+
     /// Lifts an endpoint's ejection, if it has one, and frees its place under the cap.
     pub(crate) fn end_ejection(&self, state: &EndpointState) {
         if state.gate.return_from_ejection() {

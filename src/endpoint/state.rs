@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -65,6 +65,8 @@ pub(crate) struct EndpointState {
     /// What its health check last said (`Health` as a number; `Healthy` without checks),
     /// for status reads. An ejection is read from the gate.
     checked: AtomicU8,
+    /// Whether a probe of its connection is asked for or under way (one at a time).
+    pub(crate) probing: AtomicBool,
     /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
     total_in_flight: Option<Arc<AtomicU64>>,
 }
@@ -89,6 +91,7 @@ impl EndpointState {
             passive: defaults.passive.clone(),
             connection: AtomicU8::new(ConnectionState::Connecting.as_u8()),
             checked: AtomicU8::new(Health::Healthy as u8),
+            probing: AtomicBool::new(false),
             total_in_flight: defaults.total_in_flight.clone(),
         }
     }
@@ -190,6 +193,8 @@ impl Passive {
 pub(crate) enum Signal {
     /// Consecutive failures ejected this endpoint; its gate is already shut.
     Ejected(Arc<EndpointState>),
+    /// A call on this endpoint hit its deadline: its connection should be probed.
+    TimedOut(Arc<EndpointState>),
     /// An active health check's verdict (`epoch`: which check task of the endpoint).
     #[cfg(feature = "health")]
     Health {

@@ -16,6 +16,10 @@ use crate::transport::Connector;
 impl<C: Connector> Registry<C> {
     pub(super) fn on_signal(&mut self, signal: Signal) -> bool {
         match signal {
+            Signal::TimedOut(state) => {
+                self.probe(&state);
+                false
+            }
             Signal::Ejected(state) => {
                 let run = state.counters.consecutive.load(Relaxed);
                 match self.entry_of(&state) {

@@ -11,6 +11,7 @@
 //! * `ejection.rs`: outlier detection's bookkeeping (ejections, their end, the cap);
 //! * `health_checks.rs` and `check_task.rs`: starting active health checks and taking their
 //!   verdicts; the `grpc.health.v1` task itself;
+//! * `probe.rs`: probing a connection after a call on it timed out;
 //! * `publish.rs`: from entries to a ready set (tier, panic mode, slow-start weights, why
 //!   nothing is ready).
 //!
@@ -26,6 +27,7 @@ mod ejection;
 mod entry;
 mod health_checks;
 mod membership;
+mod probe;
 mod publish;
 
 #[cfg(feature = "health")]

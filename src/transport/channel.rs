@@ -1,6 +1,8 @@
 //! The request path's side of a connection: [`EndpointChannel`], and what a failed send hands back.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -23,7 +25,20 @@ pub trait EndpointChannel: Clone + Send + Sync + 'static {
 
     /// Sends the request.
     fn send(&mut self, request: http::Request<Self::RequestBody>) -> Self::Future;
+
+    /// Checks, after a call on this connection timed out, that the peer still answers within
+    /// `timeout`; a channel that finds it silent closes its connection (whose
+    /// [`closed`](super::Connection::closed) then resolves with the reason), which takes the
+    /// endpoint out of the ready set until it reconnects. `None`: this channel cannot probe
+    /// (the default).
+    fn probe(&self, timeout: Duration) -> Option<ProbeFuture> {
+        let _ = timeout;
+        None
+    }
 }
+
+/// A probe under way; see [`EndpointChannel::probe`].
+pub type ProbeFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Why a channel did not return a response.
 // The request travels by value, as in hyper's `TrySendError`: boxing it would cost an

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -22,9 +23,10 @@ use tokio::net::TcpStream;
 use http::HeaderValue;
 use http::header::USER_AGENT;
 
-use super::channel::{EndpointChannel, SendError};
+use super::channel::{EndpointChannel, ProbeFuture, SendError};
 use super::connector::{ConnectFuture, Connection, Connector};
 use super::first_read::FirstRead;
+use super::ping::{PingIo, Pinger, Pong};
 use super::settings::Http2Settings;
 use crate::discover::Endpoint;
 use crate::error::BoxError;
@@ -270,13 +272,15 @@ impl<B> Http2Connector<B> {
     }
 
     /// HTTP/2 over `io`, established once the server has sent its first bytes (its
-    /// SETTINGS; see `first_read.rs`). `Err`: why the connection closed before that.
-    async fn spoken<I>(&self, io: I) -> Result<(SendRequest<B>, Closed), String>
+    /// SETTINGS; see `first_read.rs`), and able to ping it (`ping.rs`). `Err`: why the
+    /// connection closed before that.
+    async fn spoken<I>(&self, io: I) -> Result<(SendRequest<B>, Closed, Pinger), String>
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        let (io, pinger) = PingIo::new(io);
         let (io, first_read) = FirstRead::new(io);
         let (send, mut closed) = self.http2(io).await.map_err(|e| e.to_string())?;
         let closed_early = tokio::select! {
@@ -288,7 +292,7 @@ impl<B> Http2Connector<B> {
             why = &mut closed => Some(why),
         };
         match closed_early {
-            None => Ok((send, closed)),
+            None => Ok((send, closed, pinger)),
             Some(why) => Err(why.map_or_else(|| "closed".to_owned(), |e| e.to_string())),
         }
     }
@@ -397,7 +401,7 @@ where
                 })
             };
             let timeout = settings.settings.connect_timeout;
-            let (send, closed) = match tokio::time::timeout(timeout, dial).await {
+            let (send, closed, pinger) = match tokio::time::timeout(timeout, dial).await {
                 Ok(result) => result?,
                 Err(_) => {
                     let waiting = match stage.load(Relaxed) {
@@ -418,10 +422,13 @@ where
             Ok(Connection {
                 channel: Http2Channel {
                     send,
-                    scheme,
-                    authority,
-                    keep_callers,
-                    user_agent: on_request.user_agent,
+                    peer: Arc::new(Peer {
+                        scheme,
+                        authority,
+                        keep_callers,
+                        user_agent: on_request.user_agent,
+                        pinger,
+                    }),
                 },
                 closed,
             })
@@ -441,21 +448,26 @@ where
 #[derive(Debug)]
 pub struct Http2Channel<B> {
     send: SendRequest<B>,
+    /// The rest is per connection, behind one pointer: a call clones its channel.
+    peer: Arc<Peer>,
+}
+
+/// What a connection's calls share besides the request handle.
+#[derive(Debug)]
+struct Peer {
     scheme: Scheme,
     authority: Authority,
     /// Whether a request's own authority wins over `authority` (none was configured).
     keep_callers: bool,
     user_agent: HeaderValue,
+    pinger: Pinger,
 }
 
 impl<B> Clone for Http2Channel<B> {
     fn clone(&self) -> Self {
         Http2Channel {
             send: self.send.clone(),
-            scheme: self.scheme.clone(),
-            authority: self.authority.clone(),
-            keep_callers: self.keep_callers,
-            user_agent: self.user_agent.clone(),
+            peer: self.peer.clone(),
         }
     }
 }
@@ -480,18 +492,34 @@ where
         self.send.is_ready()
     }
 
+    /// Pings the server (an HTTP/2 PING, which its connection layer answers however busy it
+    /// is); without an answer within `timeout`, the connection is closed and its calls fail.
+    fn probe(&self, timeout: Duration) -> Option<ProbeFuture> {
+        let peer = self.peer.clone();
+        Some(Box::pin(async move {
+            if peer.pinger.ping(timeout).await == Pong::Silent {
+                tracing::warn!(
+                    endpoint = %peer.authority,
+                    ?timeout,
+                    "no answer to an HTTP/2 PING after a call timed out; closing the connection"
+                );
+            }
+        }))
+    }
+
     fn send(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let peer = &*self.peer;
         set_origin(
             request.uri_mut(),
-            &self.scheme,
-            &self.authority,
-            self.keep_callers,
+            &peer.scheme,
+            &peer.authority,
+            peer.keep_callers,
         );
         if let http::header::Entry::Vacant(slot) = request.headers_mut().entry(USER_AGENT) {
-            slot.insert(self.user_agent.clone());
+            slot.insert(peer.user_agent.clone());
         }
         let sent = self.send.try_send_request(request);
-        let authority = self.authority.clone();
+        let authority = peer.authority.clone();
         Box::pin(async move {
             sent.await.map_err(|mut e| match e.take_message() {
                 Some(request) => SendError::Unsent {

@@ -37,12 +37,14 @@
 mod channel;
 mod connector;
 mod first_read;
+mod frames;
 mod http2;
 mod in_process;
 mod no_requests;
+mod ping;
 mod settings;
 
-pub use channel::{EndpointChannel, SendError};
+pub use channel::{EndpointChannel, ProbeFuture, SendError};
 pub use connector::{ConnectFuture, Connection, Connector};
 pub use http2::{Http2Channel, Http2Connector};
 pub use in_process::{ServiceChannel, ServiceConnector, ServiceFuture};

@@ -306,9 +306,17 @@ pub struct TestServerBuilder {
     addr: SocketAddr,
     health: bool,
     tls: Option<ServerTlsConfig>,
+    max_concurrent_streams: Option<u32>,
 }
 
 impl TestServerBuilder {
+    /// Lets each connection have at most this many calls open at once (HTTP/2's
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`); more wait in the client. Default: tonic's (none).
+    pub fn max_concurrent_streams(mut self, max: u32) -> Self {
+        self.max_concurrent_streams = Some(max);
+        self
+    }
+
     /// Listens on `addr` instead of `127.0.0.1:0`. If the port is still busy
     /// (`AddrInUse`), the bind is retried for up to ~2 s.
     pub fn addr(mut self, addr: SocketAddr) -> Self {
@@ -371,6 +379,7 @@ impl TestServerBuilder {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
             None => Server::builder(),
         }
+        .max_concurrent_streams(self.max_concurrent_streams)
         .layer(tower::util::MapRequestLayer::new(
             copy_authority::<tonic::body::Body>,
         ));
@@ -436,6 +445,7 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             health: false,
             tls: None,
+            max_concurrent_streams: None,
         }
     }
 

@@ -95,16 +95,33 @@ pub async fn wait_for<T: EndpointChannel>(
     what: &str,
     check: impl Fn(&EndpointStatus) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let what = format!("{} {what}", server.name());
+    let within = Duration::from_secs(10);
+    wait_for_addr(balancer, server.addr(), &what, within, check).await
+}
+
+/// Waits (bounded by `within`) until `check` holds for the balancer's view of `addr`.
+pub async fn wait_for_addr<T: EndpointChannel>(
+    balancer: &Balancer<T>,
+    addr: std::net::SocketAddr,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&EndpointStatus) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
-        let status = status_of(balancer, server);
+        let status = balancer
+            .snapshot()
+            .endpoints
+            .into_iter()
+            .find(|s| s.addr == addr)
+            .expect("the address is discovered");
         if check(&status) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} never became {what}: {status:?}",
-            server.name()
+            "never {what}: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -240,26 +240,22 @@ async fn frozen_backend(health_checks: bool) {
         "the frozen backend got {after} calls after the first timed out on it"
     );
 
+    // Its connection was probed after the first timeout and closed: the kernel still holds
+    // the TCP connection, but nothing answers on it.
+    wait_for_addr(
+        &balancer,
+        frozen_addr,
+        "closed: the frozen backend's connection",
+        BOUND,
+        |s| s.state != tower_lb::ConnectionState::Ready,
+    )
+    .await;
+
     // Thawed, it is back in the ready set once its ejection ends (PeakEWMA then lets its
     // learned 500 ms fade over the decay time before it takes its full share again).
     frozen.signal("-CONT");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = balancer
-            .snapshot()
-            .endpoints
-            .into_iter()
-            .find(|e| e.addr == frozen_addr)
-            .unwrap();
-        if status.ready {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never came back: {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let back = Duration::from_secs(30);
+    wait_for_addr(&balancer, frozen_addr, "back", back, |s| s.ready).await;
     let alone = builder()
         .build(fixed([Endpoint::new(frozen_addr).unwrap()]))
         .unwrap();

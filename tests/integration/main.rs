@@ -9,6 +9,7 @@ mod balancing;
 mod breaker;
 mod call_spans;
 mod client_contract;
+mod connection_probe;
 mod deadlines;
 mod drain;
 mod fail_fast;
