@@ -33,8 +33,10 @@ use crate::error::BoxError;
 
 /// Dials endpoints over TCP and speaks HTTP/2 (prior knowledge, as gRPC does).
 ///
-/// Defaults: `TCP_NODELAY` on, a 5 s connect timeout, and HTTP/2 keep-alive pings every 20 s
-/// with a 10 s timeout, also while idle, so a peer that vanished without a FIN/RST is noticed.
+/// Defaults: `TCP_NODELAY` on, a 5 s connect timeout, and HTTP/2 keep-alive pings after 5
+/// minutes without a byte from the server while calls are open (20 s to answer), the most
+/// gRPC servers accept by default (see [`keep_alive`](Self::keep_alive)). A frozen server is
+/// found sooner another way: a call that hits its deadline has its connection pinged at once.
 /// Every setting of tonic's `Endpoint` that concerns the connection has its counterpart here
 /// (the [`transport`](crate::transport) module maps each one); give the connector to
 /// [`Builder::build_with`](crate::Builder::build_with), which refuses values HTTP/2 does not
@@ -112,18 +114,24 @@ impl<B> Http2Connector<B> {
         self
     }
 
-    /// HTTP/2 PING interval (`None`: no pings; default 20 s) and how long to wait for the
-    /// answer before the connection counts as broken (default 10 s); tonic's
-    /// `Endpoint::http2_keep_alive_interval` and `keep_alive_timeout`.
+    /// HTTP/2 PING interval (`None`: no pings; default 5 min) and how long to wait for the
+    /// answer before the connection counts as broken (default 20 s); tonic's
+    /// `Endpoint::http2_keep_alive_interval` and `keep_alive_timeout`. A PING goes out only
+    /// after `interval` without a byte from the server.
+    ///
+    /// gRPC servers limit PINGs: grpc-core (C++, Python, Ruby...), grpc-go and grpc-java by
+    /// default accept one per 5 minutes while they send nothing, and none on a connection
+    /// without calls; past that they close the connection with GOAWAY `too_many_pings`. Go
+    /// shorter only where the servers permit it (tonic servers set no limit).
     pub fn keep_alive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
         self.settings.keep_alive_interval = interval;
         self.settings.keep_alive_timeout = timeout;
         self
     }
 
-    /// Whether keep-alive pings go out on a connection with no call in flight (default on,
-    /// so a dead idle connection is noticed before a call finds it); tonic's
-    /// `Endpoint::keep_alive_while_idle`.
+    /// Whether keep-alive pings go out on a connection with no call in flight (default off:
+    /// gRPC servers refuse them unless configured to permit them, see
+    /// [`keep_alive`](Self::keep_alive)); tonic's `Endpoint::keep_alive_while_idle`.
     pub fn keep_alive_while_idle(mut self, enabled: bool) -> Self {
         self.settings.keep_alive_while_idle = enabled;
         self

@@ -15,8 +15,8 @@
 //! | `timeout` | [`Builder::timeout`](crate::Builder::timeout) (client-side deadline, `DEADLINE_EXCEEDED`) | none |
 //! | `tls_config` | `Http2Connector::tls` (feature `tls`) | plaintext |
 //! | `connect_timeout` | `connect_timeout` | 5 s |
-//! | `http2_keep_alive_interval`, `keep_alive_timeout` | `keep_alive(interval, timeout)` | 20 s, 10 s |
-//! | `keep_alive_while_idle` | `keep_alive_while_idle` | on |
+//! | `http2_keep_alive_interval`, `keep_alive_timeout` | `keep_alive(interval, timeout)` | 5 min, 20 s (tonic: none) |
+//! | `keep_alive_while_idle` | `keep_alive_while_idle` | off |
 //! | `tcp_nodelay` | `tcp_nodelay` | on |
 //! | `tcp_keepalive`, `tcp_keepalive_interval`, `tcp_keepalive_retries` | same names | off; the system's |
 //! | — | `tcp_user_timeout` (Linux, Android) | the system's |

@@ -45,13 +45,19 @@ pub(crate) struct Http2Settings {
     pub(crate) user_agent: Option<String>,
 }
 
+/// The default keep-alive interval: the shortest gRPC servers accept by default.
+pub(crate) const DEFAULT_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(300);
+
 impl Default for Http2Settings {
     fn default() -> Self {
         Http2Settings {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            keep_alive_interval: Some(Duration::from_secs(20)),
-            keep_alive_timeout: Duration::from_secs(10),
-            keep_alive_while_idle: true,
+            // What gRPC servers permit by default (grpc-core, grpc-go, grpc-java): a PING at
+            // most every 5 minutes unless they send something, none on a connection without
+            // calls. More often, they answer with GOAWAY "too_many_pings" after the third.
+            keep_alive_interval: Some(DEFAULT_KEEP_ALIVE_INTERVAL),
+            keep_alive_timeout: Duration::from_secs(20),
+            keep_alive_while_idle: false,
             tcp_nodelay: true,
             tcp_keepalive: None,
             tcp_keepalive_interval: None,
