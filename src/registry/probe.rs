@@ -2,8 +2,8 @@
 //!
 //! A frozen server (a stopped process, a deadlocked runtime) keeps its TCP connection: the
 //! kernel still acknowledges, and HTTP/2 keep-alive notices only after its interval and
-//! timeout (5 minutes and 20 s by default). When a call hits its deadline, the control task asks the
-//! endpoint's channel to probe (HTTP/2 PING, see the transport's `ping.rs`): a live server
+//! timeout (5 minutes and 20 s by default). When a call hits its deadline, the control task
+//! asks the endpoint's channel to probe (HTTP/2 PING, see the transport's `ping.rs`): a live server
 //! answers at once however busy, a frozen one does not, and the channel closes the
 //! connection. The endpoint then leaves the ready set, and a reconnection counts only once the
 //! server speaks again (the transport's `first_read.rs`).
