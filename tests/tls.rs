@@ -191,6 +191,53 @@ async fn configured_name_and_trusted_ca_serve_calls() {
     assert_eq!(server.calls(), 20);
 }
 
+/// The PING after a timed-out call goes inside TLS: the server answers it, and the connection
+/// keeps serving calls (a PING written to the raw socket would break the TLS stream).
+#[tokio::test]
+async fn a_probe_over_tls_is_answered_and_the_connection_kept() {
+    use tower_lb::transport::{Connector, EndpointChannel};
+    init();
+    let ca = Ca::new("test ca");
+    let server = tls_server("a", &ca.server("echo.test"), None);
+    let tls = ClientTls::from_root_pem(&ca.pem)
+        .unwrap()
+        .server_name("echo.test")
+        .unwrap();
+    let connection = Http2Connector::new()
+        .tls(tls)
+        .connect(&endpoint(&server))
+        .await
+        .unwrap();
+    let mut closed = connection.closed;
+    for _ in 0..3 {
+        let probe = connection.channel.probe(Duration::from_secs(1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), probe)
+            .await
+            .unwrap();
+        let still_open = tokio::time::timeout(Duration::from_millis(50), &mut closed).await;
+        assert!(
+            still_open.is_err(),
+            "closed: {:?}",
+            still_open.map(|e| e.map(|e| e.to_string()))
+        );
+    }
+    let mut channel = connection.channel.clone();
+    let request = http::Request::post("/echo.Echo/Unary")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        // An empty EchoRequest: a gRPC frame of length 0.
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from_static(&[0, 0, 0, 0, 0]),
+        )))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), channel.send(request))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("the call after the probes failed"));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+}
+
 #[tokio::test]
 async fn each_endpoint_is_checked_against_its_own_name() {
     init();
