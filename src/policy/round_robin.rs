@@ -40,7 +40,10 @@ impl Schedule {
             }
         }
         let period: u64 = w.iter().sum();
-        let order = if period.saturating_mul(n as u64) <= NGINX_BUDGET {
+        let order = if period == n as u64 {
+            // Equal weights: nginx's sequence is the endpoints in order.
+            (0..n as u32).collect()
+        } else if period.saturating_mul(n as u64) <= NGINX_BUDGET {
             nginx_order(&w, period)
         } else {
             deadline_order(&w, period)
@@ -65,8 +68,9 @@ impl Schedule {
     }
 }
 
-/// Up to this many steps (period × endpoints) the exact nginx sequence is computed.
-const NGINX_BUDGET: u64 = 1 << 22;
+/// Up to this many steps (period × endpoints) the exact nginx sequence is computed: about
+/// 0.1 ms, since the schedule is rebuilt with every published change.
+const NGINX_BUDGET: u64 = 1 << 16;
 
 /// nginx's smooth weighted round robin: every step each endpoint gains its weight, the richest
 /// is picked and pays the total. O(period × n).

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::connection::{Dialer, Event};
 use super::entry::Entry;
+use super::pacing::Pacer;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::{EndpointDefaults, Passive, Signal};
 use crate::error::BoxError;
@@ -62,6 +63,8 @@ pub(crate) struct Registry<C: Connector> {
     /// For pick-first: the endpoint the last snapshot sent calls to, first again while ready.
     pub(super) stay_on: Option<Key>,
     pub(super) rng: SmallRng,
+    /// When the next ready set may go out.
+    pub(super) publish: Pacer,
 }
 
 /// The receiving ends the control loop reads.
@@ -116,6 +119,7 @@ impl<C: Connector> Registry<C> {
             ramp_at: None,
             stay_on: None,
             rng: SmallRng::seed_from_u64(now_ns()),
+            publish: Pacer::default(),
         };
         (registry, Inbox { events, signals })
     }
@@ -163,11 +167,16 @@ impl<C: Connector> Registry<C> {
                 dirty |= self.on_discovery(change, &mut discovering);
             }
             if dirty {
+                self.publish.changed();
+            }
+            if self.publish.due_now(Instant::now()) {
                 let Some(shared) = shared.upgrade() else {
                     break;
                 };
+                let started = Instant::now();
                 shared.publish(self.ready_set());
                 self.check_all_unreachable();
+                self.publish.published(started);
             }
             // While nothing can connect, every failed attempt (each wake-up) asks again.
             if self.all_unreachable
@@ -244,6 +253,7 @@ impl<C: Connector> Registry<C> {
     }
 
     /// Runs the timers that are due: the outlier interval, ejections ending, a slow-start step.
+    /// (A publish waiting for its turn needs nothing here: the loop publishes when it is due.)
     pub(super) fn on_timer(&mut self) -> bool {
         let now = Instant::now();
         let mut dirty = false;
@@ -263,11 +273,19 @@ impl<C: Connector> Registry<C> {
     pub(super) fn next_timer(&self) -> Option<Instant> {
         let interval =
             (self.health.outlier.enabled && !self.entries.is_empty()).then_some(self.next_interval);
-        let returns = self.entries.values().filter_map(|e| e.ejection.until);
+        // Ejection ends are looked for only while something is ejected: the loop asks for
+        // its timer on every wake-up, and a scan of every entry each time is O(N²) overall.
+        let ejected = self.defaults.passive.ejections.ejected() > 0;
+        let returns = self
+            .entries
+            .values()
+            .take(if ejected { usize::MAX } else { 0 })
+            .filter_map(|e| e.ejection.until);
         interval
             .into_iter()
             .chain(returns)
             .chain(self.ramp_at)
+            .chain(self.publish.due(Instant::now()))
             .min()
     }
 }

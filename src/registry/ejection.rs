@@ -140,6 +140,10 @@ impl<C: Connector> Registry<C> {
     pub(super) fn update_ejection_cap(&mut self) {
         let max = self.health.outlier.max_ejected(self.entries.len());
         self.defaults.passive.ejections.set_max(max);
+        // The count is kept as ejections start and end: no scan unless the cap is exceeded.
+        if self.defaults.passive.ejections.ejected() <= max {
+            return;
+        }
         let mut ejected: Vec<(Option<Instant>, Key)> = self
             .entries
             .iter()

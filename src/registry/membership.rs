@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::connection::spawn_connection;
 use super::control::Registry;
 use super::entry::{CheckState, Ejection, Entry};
@@ -83,11 +85,19 @@ impl<C: Connector> Registry<C> {
             check: CheckState::default(),
             joined: None,
         };
-        if let Some(old) = self.entries.insert(key, entry) {
-            self.retire(&old);
+        let replaced = self.entries.insert(key, entry);
+        if let Some(old) = &replaced {
+            self.retire(old);
         }
         self.update_ejection_cap();
-        true
+        if replaced.is_some() {
+            // The old connection, perhaps a ready one, is gone: calls must see it at once.
+            return true;
+        }
+        // New and still connecting: only the snapshot shows it until its connection's
+        // outcome, which is published at once.
+        self.publish.noted(Instant::now());
+        false
     }
 
     /// Removes an endpoint, or forgets it if it waited on standby; room made lets the first
@@ -119,7 +129,9 @@ impl<C: Connector> Registry<C> {
             if self.standby.insert(key.clone(), endpoint).is_none() {
                 tracing::warn!(endpoint = %key, max_endpoints = max, standby = self.standby.len(), "endpoint limit reached; endpoint on standby until another leaves");
             }
-            return true;
+            // Only the snapshot's standby count changes.
+            self.publish.noted(Instant::now());
+            return false;
         }
         self.refused += 1;
         tracing::warn!(endpoint = %key, max_endpoints = max, refused = self.refused, "endpoint limit reached and the standby list is full; endpoint dropped");
