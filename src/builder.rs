@@ -15,12 +15,16 @@ use crate::health::HealthCheck;
 use crate::health::{CircuitBreaker, Failures, HealthConfig, OutlierDetection, SlowStart};
 use crate::layer4::{TcpBalancer, TcpProbe};
 use crate::limits::Limits;
+use crate::method_config::{MethodConfig, MethodTable, RetryThrottling};
 use crate::policy::Policy;
 use crate::ready_set::{CallConfig, Shared};
 use crate::registry::{OnAllUnreachable, Registry};
 use crate::retry_budget::RetryBudget;
 use crate::time::Backoff;
 use crate::transport::{Connector, Http2Connector};
+
+/// The default [`Builder::retry_buffer_limit`]: 64 KiB.
+const DEFAULT_RETRY_BUFFER_LIMIT: usize = 64 * 1024;
 
 /// The runtime the caller runs in, where a balancer's control task goes.
 pub(crate) fn current_runtime() -> Result<tokio::runtime::Handle, Error> {
@@ -115,6 +119,9 @@ pub struct Builder {
     backoff: Backoff,
     health: HealthConfig,
     on_all_unreachable: Option<OnAllUnreachable>,
+    methods: Vec<MethodConfig>,
+    retry_throttling: Option<RetryThrottling>,
+    retry_buffer_limit: usize,
     #[cfg(feature = "metrics")]
     metrics: Option<crate::metrics::Metrics>,
 }
@@ -131,6 +138,9 @@ impl std::fmt::Debug for Builder {
             .field("backoff", &self.backoff)
             .field("health", &self.health)
             .field("on_all_unreachable", &self.on_all_unreachable.is_some())
+            .field("methods", &self.methods)
+            .field("retry_throttling", &self.retry_throttling)
+            .field("retry_buffer_limit", &self.retry_buffer_limit)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +157,9 @@ impl Default for Builder {
             backoff: Backoff::default(),
             health: HealthConfig::default(),
             on_all_unreachable: None,
+            methods: Vec::new(),
+            retry_throttling: None,
+            retry_buffer_limit: DEFAULT_RETRY_BUFFER_LIMIT,
             #[cfg(feature = "metrics")]
             metrics: None,
         }
@@ -200,6 +213,38 @@ impl Builder {
     /// failed dials of a [`TcpBalancer`]) to a share of its calls; see [`RetryBudget`].
     pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
         self.retry_budget = budget;
+        self
+    }
+
+    /// Settings for the calls to some methods — timeout, wait-for-ready, a retry or a
+    /// hedging policy (gRPC A6) — added to those set before; see
+    /// [`method_config`](crate::method_config). Calls no config names take the ordinary path.
+    ///
+    /// ```
+    /// use tonic::Code;
+    /// use tower_lb::{Balancer, method_config::{MethodConfig, MethodName, RetryPolicy}};
+    /// let builder = Balancer::builder().method_config(
+    ///     MethodConfig::new([MethodName::method("echo.Echo", "Unary")])
+    ///         .retry_policy(RetryPolicy::new(3, [Code::Unavailable])),
+    /// );
+    /// ```
+    pub fn method_config(mut self, config: MethodConfig) -> Self {
+        self.methods.push(config);
+        self
+    }
+
+    /// The token bucket that stops retries and hedges while most attempts fail (A6
+    /// `retryThrottling`; off by default). Retries are bounded by the
+    /// [retry budget](Self::retry_budget) either way.
+    pub fn retry_throttling(mut self, throttling: RetryThrottling) -> Self {
+        self.retry_throttling = Some(throttling);
+        self
+    }
+
+    /// The largest request body buffered so a call with a retry or hedging policy can be
+    /// sent again (default 64 KiB); a larger request goes out once, unretried.
+    pub fn retry_buffer_limit(mut self, bytes: usize) -> Self {
+        self.retry_buffer_limit = bytes;
         self
     }
 
@@ -261,6 +306,10 @@ impl Builder {
         }
         if let Some(outlier) = config.outlier_detection() {
             self.health.outlier = outlier;
+        }
+        self.methods.extend_from_slice(config.method_configs());
+        if let Some(throttling) = config.retry_throttling() {
+            self.retry_throttling = Some(throttling);
         }
         #[cfg(feature = "health")]
         if let Some(check) = config.health_check() {
@@ -385,6 +434,7 @@ impl Builder {
                 ..self.call_config()
             },
             self.retry_budget,
+            self.retry_throttling,
             stop_tx,
             Unready::NoEndpointsDiscovered,
         ));
@@ -423,6 +473,7 @@ impl Builder {
         Balancer::from_shared(Arc::new(Shared::new(
             self.call_config(),
             self.retry_budget,
+            self.retry_throttling,
             stop_tx,
             Unready::Closed,
         )))
@@ -446,6 +497,10 @@ impl Builder {
         self.health.outlier.validate()?;
         self.limits.validate()?;
         self.retry_budget.validate()?;
+        MethodTable::new(&self.methods)?;
+        if let Some(throttling) = &self.retry_throttling {
+            throttling.validate()?;
+        }
         #[cfg(feature = "metrics")]
         if let Some(metrics) = &self.metrics {
             metrics.validate()?;
@@ -476,6 +531,9 @@ impl Builder {
             timeout: self.timeout,
             max_unsent_retries: self.unsent_retries,
             max_waiting_calls: self.limits.max_waiting_calls,
+            // Checked by `validate` before any balancer is built.
+            methods: MethodTable::new(&self.methods).unwrap_or_default(),
+            retry_buffer_limit: self.retry_buffer_limit,
         }
     }
 }

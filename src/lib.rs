@@ -195,6 +195,7 @@ pub mod health;
 mod layer;
 mod layer4;
 mod limits;
+pub mod method_config;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod picker;

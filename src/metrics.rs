@@ -25,6 +25,9 @@
 //! | `tower_lb_waiting_calls` | gauge | `balancer` | calls waiting for a ready endpoint |
 //! | `tower_lb_retries_total` | counter | `balancer` | transparent retries made |
 //! | `tower_lb_retries_refused_total` | counter | `balancer` | transparent retries the retry budget refused |
+//! | `tower_lb_configured_retries_total` | counter | `balancer` | attempts after the first of calls with a retry policy |
+//! | `tower_lb_hedged_attempts_total` | counter | `balancer` | attempts after the first of calls with a hedging policy |
+//! | `tower_lb_retries_throttled_total` | counter | `balancer` | further attempts refused by retry throttling or the retry budget |
 //!
 //! `endpoint` is the discovery key (by default the socket address). An endpoint discovery
 //! removes has its counters set a last time and its gauges set to 0, and is then left alone
@@ -128,6 +131,9 @@ struct Exporter {
     waiting: Gauge,
     retries: Counter,
     retries_refused: Counter,
+    configured_retries: Counter,
+    hedged_attempts: Counter,
+    retries_throttled: Counter,
 }
 
 impl Exporter {
@@ -142,6 +148,9 @@ impl Exporter {
             waiting: gauge!("tower_lb_waiting_calls", label()),
             retries: counter!("tower_lb_retries_total", label()),
             retries_refused: counter!("tower_lb_retries_refused_total", label()),
+            configured_retries: counter!("tower_lb_configured_retries_total", label()),
+            hedged_attempts: counter!("tower_lb_hedged_attempts_total", label()),
+            retries_throttled: counter!("tower_lb_retries_throttled_total", label()),
             endpoints: HashMap::new(),
             name,
         }
@@ -156,6 +165,10 @@ impl Exporter {
         self.waiting.set(snapshot.waiting as f64);
         self.retries.absolute(snapshot.retries);
         self.retries_refused.absolute(snapshot.retries_refused);
+        self.configured_retries
+            .absolute(snapshot.configured_retries);
+        self.hedged_attempts.absolute(snapshot.hedged_attempts);
+        self.retries_throttled.absolute(snapshot.retries_throttled);
         for (status, (state, _)) in snapshot.endpoints.iter().zip(all) {
             let (_, metrics) = self.endpoints.entry(status.key.clone()).or_insert_with(|| {
                 let metrics = EndpointMetrics::register(&self.name, &status.key);
@@ -315,5 +328,17 @@ fn describe() {
     describe_counter!(
         "tower_lb_retries_refused_total",
         "Transparent retries the retry budget refused"
+    );
+    describe_counter!(
+        "tower_lb_configured_retries_total",
+        "Attempts after the first of calls with a retry policy"
+    );
+    describe_counter!(
+        "tower_lb_hedged_attempts_total",
+        "Attempts after the first of calls with a hedging policy"
+    );
+    describe_counter!(
+        "tower_lb_retries_throttled_total",
+        "Further attempts refused by retry throttling or the retry budget"
     );
 }

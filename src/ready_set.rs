@@ -9,6 +9,7 @@
 //! [publishes]: Shared::publish
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -20,6 +21,7 @@ use crate::discover::Endpoint;
 use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::error::Unready;
 use crate::limits::WaitingCalls;
+use crate::method_config::{MethodTable, RetryThrottling, Throttle};
 use crate::policy::{Call, PickState, Plan, Policy};
 use crate::retry_budget::{Budget, RetryBudget};
 use crate::transport::EndpointChannel;
@@ -79,6 +81,21 @@ pub(crate) struct CallConfig {
     pub(crate) timeout: Option<Duration>,
     pub(crate) max_unsent_retries: u32,
     pub(crate) max_waiting_calls: usize,
+    /// Per-method settings; empty unless set.
+    pub(crate) methods: MethodTable,
+    /// The largest request body buffered for a retry or hedge.
+    pub(crate) retry_buffer_limit: usize,
+}
+
+/// What the calls with a retry or hedging policy did, since the balancer was built.
+#[derive(Debug, Default)]
+pub(crate) struct AttemptCounters {
+    /// Attempts after the first, of calls with a retry policy.
+    pub(crate) retries: AtomicU64,
+    /// Attempts after the first, of calls with a hedging policy.
+    pub(crate) hedges: AtomicU64,
+    /// Further attempts not made because retry throttling or the retry budget refused them.
+    pub(crate) throttled: AtomicU64,
 }
 
 /// What all clones of one balancer share.
@@ -91,6 +108,10 @@ pub(crate) struct Shared<T> {
     pub(crate) waiting: WaitingCalls,
     /// Transparent retries left.
     pub(crate) budget: Budget,
+    /// A6 retry throttling, when set.
+    pub(crate) throttle: Option<Throttle>,
+    /// Attempts of calls with a retry or hedging policy.
+    pub(crate) attempts: AttemptCounters,
     /// Dropped with the last clone (and the last call in flight): tells the control task to stop.
     _stop: oneshot::Sender<()>,
 }
@@ -99,6 +120,7 @@ impl<T> Shared<T> {
     pub(crate) fn new(
         config: CallConfig,
         budget: RetryBudget,
+        throttling: Option<RetryThrottling>,
         stop: oneshot::Sender<()>,
         why: Unready,
     ) -> Self {
@@ -108,6 +130,8 @@ impl<T> Shared<T> {
             config,
             waiting: WaitingCalls::default(),
             budget: Budget::new(budget),
+            throttle: throttling.map(Throttle::new),
+            attempts: AttemptCounters::default(),
             _stop: stop,
         }
     }

@@ -55,11 +55,19 @@ pub struct Snapshot {
     pub standby: usize,
     /// Calls waiting now for a ready endpoint.
     pub waiting: usize,
-    /// Transparent retries made (requests handed back unsent, failed dials) since the
-    /// balancer was built.
+    /// Retries the [`RetryBudget`](crate::RetryBudget) allowed since the balancer was built:
+    /// transparent ones (requests handed back unsent, failed dials) and the attempts after
+    /// the first of calls with a retry or hedging policy.
     pub retries: u64,
     /// Transparent retries not made because the [`RetryBudget`](crate::RetryBudget) was spent.
     pub retries_refused: u64,
+    /// Attempts after the first of calls with a [retry policy](crate::method_config::RetryPolicy).
+    pub configured_retries: u64,
+    /// Attempts after the first of calls with a [hedging policy](crate::method_config::HedgingPolicy).
+    pub hedged_attempts: u64,
+    /// Further attempts of calls with a retry or hedging policy not made because
+    /// [retry throttling](crate::method_config::RetryThrottling) or the retry budget refused.
+    pub retries_throttled: u64,
     /// Endpoints whose health check says the server does not know the checked service
     /// ([`Health::ServiceUnknown`](crate::health::Health::ServiceUnknown)): a configuration
     /// error. Non-zero together with [`panic`](Self::panic) means calls are going to endpoints
@@ -81,7 +89,12 @@ impl Snapshot {
             .peak_ewma()
             .unwrap_or_default()
             .decay_ns();
-        Snapshot::read(set, decay, shared.waiting.len(), shared.budget.totals())
+        let mut snapshot = Snapshot::read(set, decay, shared.waiting.len(), shared.budget.totals());
+        let attempts = &shared.attempts;
+        snapshot.configured_retries = attempts.retries.load(Relaxed);
+        snapshot.hedged_attempts = attempts.hedges.load(Relaxed);
+        snapshot.retries_throttled = attempts.throttled.load(Relaxed);
+        snapshot
     }
 
     fn read<T>(set: &ReadySet<T>, decay_ns: f64, waiting: usize, budget: BudgetTotals) -> Self {
@@ -114,6 +127,9 @@ impl Snapshot {
             waiting,
             retries: budget.retried,
             retries_refused: budget.refused,
+            configured_retries: 0,
+            hedged_attempts: 0,
+            retries_throttled: 0,
         }
     }
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
-use super::pick::{NotPicked, pick_or_wait};
+use super::pick::{NotPicked, pick, pick_or_wait};
 use crate::endpoint::{EndpointState, InFlight};
 use crate::error::Error;
-use crate::policy::PickState;
+use crate::policy::{Call, PickState};
 use crate::ready_set::Shared;
 use crate::transport::EndpointChannel;
 
@@ -28,6 +28,8 @@ pub(crate) struct Attempts<T> {
     avoid: Option<Arc<EndpointState>>,
     /// Attempts refused so far.
     refused: u32,
+    /// Whether the next pick is a retry, which the retry budget must allow.
+    retrying: bool,
     began: Instant,
     deadline: Instant,
 }
@@ -50,9 +52,28 @@ impl<T: EndpointChannel> Attempts<T> {
             state: PickState::new(seed),
             avoid: None,
             refused: 0,
+            retrying: false,
             deadline: until.map_or(waited, |until| until.min(waited)),
             began,
         }
+    }
+
+    /// The attempts of a call to `request` (its head is enough): waiting for a ready endpoint
+    /// for the ready timeout — or, `wait_for_ready`, until `until` — and never past `until`.
+    pub(crate) fn of_request<B>(
+        shared: Arc<Shared<T>>,
+        request: &http::Request<B>,
+        seed: u64,
+        wait_for_ready: bool,
+        until: Option<Instant>,
+    ) -> Self {
+        let hash = shared.config.policy.request_hash(request);
+        let wait = match (wait_for_ready, until) {
+            (false, _) => shared.config.ready_timeout,
+            (true, Some(until)) => until.saturating_duration_since(Instant::now()),
+            (true, None) => Duration::MAX,
+        };
+        Attempts::new(shared, hash, seed, wait, until)
     }
 
     /// The balancer's shared state.
@@ -68,7 +89,7 @@ impl<T: EndpointChannel> Attempts<T> {
     /// The next endpoint, with the call counted on it. A retry must first be allowed by the
     /// budget; then the pick waits for a ready endpoint until the deadline.
     pub(crate) async fn next(&mut self) -> Result<(T, InFlight), Stopped> {
-        if self.refused > 0 && !self.shared.budget.withdraw() {
+        if std::mem::take(&mut self.retrying) && !self.shared.budget.withdraw() {
             tracing::debug!(
                 attempts = self.refused,
                 "attempt refused; retry budget spent"
@@ -99,10 +120,29 @@ impl<T: EndpointChannel> Attempts<T> {
         self.avoid = Some(hold.endpoint().clone());
         drop(hold);
         self.refused += 1;
+        self.retrying = true;
         match self.refused > self.shared.config.max_unsent_retries {
             true => Err(self.refused),
             false => Ok(()),
         }
+    }
+
+    /// The next pick passes over `endpoint` (a configured retry or a hedge goes elsewhere).
+    pub(crate) fn pass_over(&mut self, endpoint: &Arc<EndpointState>) {
+        self.avoid = Some(endpoint.clone());
+    }
+
+    /// An endpoint from the current snapshot, without waiting (for a hedge: the attempts
+    /// already sent must not wait behind it).
+    pub(crate) fn pick_now(&mut self) -> Option<(T, InFlight)> {
+        let policy = &self.shared.config.policy;
+        let call = Call::new(policy, self.hash, self.avoid.as_deref());
+        pick(&self.shared.set.load(), policy, call, &mut self.state)
+    }
+
+    /// The random numbers of this call (for backoff jitter).
+    pub(crate) fn rng(&mut self) -> &mut SmallRng {
+        &mut self.state.rng
     }
 
     /// The number of the attempt under way (1 for the first).

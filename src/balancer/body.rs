@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::deadline::Deadline;
+use super::peeked::Peeked;
 use crate::endpoint::InFlight;
 use crate::error::{BoxError, CallStage};
 
@@ -33,6 +34,8 @@ pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner<B> {
         Body { #[pin] body: B },
+        // A call with a retry or hedging policy read its first frame ahead.
+        Peeked { body: Pin<Box<Peeked<B>>> },
         Empty,
     }
 }
@@ -41,6 +44,25 @@ impl<B> ResponseBody<B> {
     pub(crate) fn new(body: B, in_flight: Option<InFlight>, deadline: Option<Deadline>) -> Self {
         ResponseBody {
             inner: Inner::Body { body },
+            in_flight,
+            deadline,
+        }
+    }
+}
+
+impl<B> ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    /// The body of an attempt whose first frame was read ahead.
+    pub(crate) fn peeked(
+        body: Pin<Box<Peeked<B>>>,
+        in_flight: Option<InFlight>,
+        deadline: Option<Deadline>,
+    ) -> Self {
+        ResponseBody {
+            inner: Inner::Peeked { body },
             in_flight,
             deadline,
         }
@@ -70,11 +92,14 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        let body = match this.inner.as_mut().project() {
-            InnerProj::Body { body } => body,
+        let polled = match this.inner.as_mut().project() {
+            InnerProj::Body { body } => body
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(Into::into))),
+            InnerProj::Peeked { body } => body.as_mut().poll_frame(cx),
             InnerProj::Empty => return Poll::Ready(None),
         };
-        let frame = match body.poll_frame(cx) {
+        let frame = match polled {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
                 let Some(deadline) = this.deadline.as_mut() else {
@@ -117,7 +142,7 @@ where
             }
             *this.deadline = None;
         }
-        Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -127,15 +152,21 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Body { body } => body.size_hint(),
+            Inner::Peeked { body } => body.size_hint(),
             Inner::Empty => SizeHint::with_exact(0),
         }
     }
 }
 
-impl<B: Body> Inner<B> {
+impl<B> Inner<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
     fn is_end_stream(&self) -> bool {
         match self {
             Inner::Body { body } => body.is_end_stream(),
+            Inner::Peeked { body } => body.is_end_stream(),
             Inner::Empty => true,
         }
     }

@@ -33,7 +33,7 @@ pub type CallResult<T> =
 #[allow(clippy::redundant_allocation)]
 pub(crate) type Handle<T> = Arc<Arc<Shared<T>>>;
 
-type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
+pub(crate) type SlowFuture<T> = Pin<Box<dyn Future<Output = CallResult<T>> + Send>>;
 
 pin_project_lite::pin_project! {
     /// The future returned by [`Balancer::call`](crate::Balancer).
@@ -81,12 +81,14 @@ impl<T: EndpointChannel> ResponseFuture<T> {
         }
     }
 
-    /// No endpoint was ready at dispatch: wait for one.
+    /// No endpoint was ready at dispatch: wait for one (until the deadline, for a
+    /// wait-for-ready call).
     pub(crate) fn waiting(
         shared: Arc<Shared<T>>,
         request: http::Request<T::RequestBody>,
         seed: u64,
         deadline: Option<Deadline>,
+        wait_for_ready: bool,
         span: tracing::Span,
     ) -> Self {
         let future = Box::pin(slow_call(
@@ -95,6 +97,7 @@ impl<T: EndpointChannel> ResponseFuture<T> {
             None,
             seed,
             deadline,
+            wait_for_ready,
             span.clone(),
         ));
         ResponseFuture {
@@ -105,6 +108,14 @@ impl<T: EndpointChannel> ResponseFuture<T> {
 }
 
 impl<T: EndpointChannel> ResponseFuture<T> {
+    /// A call whose every step is `future` (a call with a retry or hedging policy).
+    pub(crate) fn boxed(future: SlowFuture<T>, span: tracing::Span) -> Self {
+        ResponseFuture {
+            state: State::Slow { future },
+            span,
+        }
+    }
+
     /// A call that fails before it is sent (a deadline already passed).
     #[cold]
     pub(crate) fn failed(error: BoxError, span: tracing::Span) -> Self {
@@ -135,7 +146,7 @@ pub(crate) fn call_span(policy: &'static str, endpoint: Option<&EndpointState>) 
 }
 
 #[inline]
-fn record_endpoint(span: &tracing::Span, endpoint: &EndpointState) {
+pub(crate) fn record_endpoint(span: &tracing::Span, endpoint: &EndpointState) {
     if !span.is_disabled() {
         span.record("endpoint", tracing::field::display(&endpoint.addr));
     }
@@ -197,6 +208,7 @@ impl<T: EndpointChannel> Future for ResponseFuture<T> {
                                 hold,
                                 fresh_seed(),
                                 deadline,
+                                false,
                                 span,
                             ));
                             state.set(State::Slow { future });
@@ -240,12 +252,11 @@ async fn slow_call<T: EndpointChannel>(
     refused: Option<InFlight>,
     seed: u64,
     mut deadline: Option<Deadline>,
+    wait_for_ready: bool,
     span: tracing::Span,
 ) -> CallResult<T> {
-    let wait = shared.config.ready_timeout;
-    let hash = shared.config.policy.request_hash(&request);
     let until = deadline.as_ref().map(Deadline::instant);
-    let mut attempts = Attempts::new(shared, hash, seed, wait, until);
+    let mut attempts = Attempts::of_request(shared, &request, seed, wait_for_ready, until);
     if let Some(hold) = refused
         && let Err(n) = attempts.refused(hold)
     {
@@ -298,7 +309,7 @@ async fn slow_call<T: EndpointChannel>(
 /// The error of a call that stopped looking for an endpoint: `DEADLINE_EXCEEDED` when its own
 /// deadline ended the wait, else what the attempts say.
 #[cold]
-fn stopped_error(stopped: Stopped, deadline: &Option<Deadline>, path: &str) -> BoxError {
+pub(crate) fn stopped_error(stopped: Stopped, deadline: &Option<Deadline>, path: &str) -> BoxError {
     match (stopped, deadline) {
         (
             Stopped::NotPicked {
@@ -311,7 +322,7 @@ fn stopped_error(stopped: Stopped, deadline: &Option<Deadline>, path: &str) -> B
     }
 }
 
-fn not_sent(path: &str, attempts: u32) -> BoxError {
+pub(crate) fn not_sent(path: &str, attempts: u32) -> BoxError {
     Error::NotSent {
         path: path.to_owned(),
         attempts,

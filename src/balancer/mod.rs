@@ -14,11 +14,17 @@
 //! Imports run one way: each file uses only those below it in this list, and the path meets
 //! the control task only in the ready set.
 
+mod attempt;
 mod attempts;
 mod body;
+mod configured;
 mod deadline;
 mod future;
+mod hedge;
+mod peeked;
 mod pick;
+mod replay;
+mod retry;
 mod service;
 
 pub(crate) use attempts::Attempts;

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tower::Service;
 
 use super::body::ResponseBody;
+use super::configured::configured_call;
 use super::deadline::Deadline;
 use super::future::{Handle, ResponseFuture, call_span};
 use super::pick::{fresh_seed, pick};
@@ -187,10 +188,33 @@ impl<T: EndpointChannel> Service<http::Request<T::RequestBody>> for Balancer<T> 
     #[inline]
     fn call(&mut self, mut request: http::Request<T::RequestBody>) -> Self::Future {
         self.count_call();
-        let deadline = Deadline::of(&mut request, self.shared.config.timeout);
+        let config = &self.shared.config;
+        // One check for balancers without method configs; the rest only for those with.
+        let method = match config.methods.is_empty() {
+            true => None,
+            false => config.methods.find(request.uri().path()),
+        };
+        let timeout = method.and_then(|m| m.get_timeout()).or(config.timeout);
+        let wait_for_ready = method.is_some_and(|m| m.waits_for_ready());
+        let policy = method.and_then(|m| m.policy);
+        let mut deadline = Deadline::of(&mut request, timeout);
         if let Some(d) = deadline.as_ref().filter(|d| d.passed_at_once()) {
             let error = d.exceeded_boxed(CallStage::Dispatch);
             return ResponseFuture::failed(error, tracing::Span::none());
+        }
+        if let Some(policy) = policy {
+            let seed = self.pick.rng.next_u64();
+            match configured_call(
+                &self.shared,
+                policy,
+                request,
+                seed,
+                deadline,
+                wait_for_ready,
+            ) {
+                Ok(future) => return future,
+                Err((back, d)) => (request, deadline) = (back, d),
+            }
         }
         let policy = &self.shared.config.policy;
         let call = Call::new(policy, policy.request_hash(&request), None);
@@ -213,7 +237,7 @@ impl<T: EndpointChannel> Service<http::Request<T::RequestBody>> for Balancer<T> 
                 let span = call_span(policy, None);
                 let shared = Arc::clone(&*self.shared);
                 let seed = self.pick.rng.next_u64();
-                ResponseFuture::waiting(shared, request, seed, deadline, span)
+                ResponseFuture::waiting(shared, request, seed, deadline, wait_for_ready, span)
             }
         }
     }

@@ -1,6 +1,6 @@
 //! gRPC service config JSON (feature `service-config`, on by default): the load-balancing,
-//! outlier-detection and health-check parts of the service config grpc-go, grpc-java and
-//! C-core read, mapped onto this crate's settings.
+//! outlier-detection, health-check and per-method (timeouts, retries, hedging) parts of the
+//! service config grpc-go, grpc-java and C-core read, mapped onto this crate's settings.
 //!
 //! ```
 //! use tower_lb::{Balancer, service_config::ServiceConfig};
@@ -44,7 +44,23 @@
 //! | `loadBalancingPolicy` (deprecated) | `"round_robin"` / `"pick_first"` (any case) | only when `loadBalancingConfig` is absent; other names are ignored, as gRPC does |
 //! | `outlierDetection` | [`Builder::outlier_detection`](crate::Builder::outlier_detection) | a tower-lb extension with A50's fields; not together with `outlier_detection_experimental` |
 //! | `healthCheckConfig` | [`HealthCheck::grpc`][health-check-grpc]`.service(serviceName)` | needs the `health` feature: without it this field is an error, not silently dropped |
-//! | `methodConfig`, `retryThrottling`, anything else | ignored | |
+//! | `methodConfig` | [`Builder::method_config`](crate::Builder::method_config) per entry | see below |
+//! | `retryThrottling` | [`Builder::retry_throttling`](crate::Builder::retry_throttling) | `maxTokens` 1 ..= 1000, `tokenRatio` ≥ 0.001, both required (A6) |
+//! | anything else | ignored | |
+//!
+//! `methodConfig` entries (→ [`MethodConfig`]; what the policies do is in
+//! [`method_config`](crate::method_config)):
+//!
+//! | field | tower-lb | notes |
+//! |---|---|---|
+//! | `name` | [`MethodName`](crate::method_config::MethodName)s | `{"service": "s", "method": "m"}`, `{"service": "s"}` (every method of `s`), `{}` (the default); a method without its service, or a name given twice, is an error |
+//! | `timeout` | [`MethodConfig::timeout`] | replaces the builder's default timeout for these calls; the caller's shorter `grpc-timeout` still wins |
+//! | `waitForReady` | [`MethodConfig::wait_for_ready`] | `true`: wait for a ready endpoint until the deadline, not the ready timeout |
+//! | `maxRequestMessageBytes`, `maxResponseMessageBytes` | kept on [`MethodConfig`] | not enforced by the balancer (it sees HTTP/2 frames, not messages): apply them with tonic's `max_encoding_message_size` / `max_decoding_message_size` |
+//! | `retryPolicy` | [`RetryPolicy`](crate::method_config::RetryPolicy) | all five fields required; `maxAttempts` ≥ 2 (above 5 is 5); backoffs and multiplier above 0; codes by name (any case) or number, not `OK` |
+//! | `hedgingPolicy` | [`HedgingPolicy`](crate::method_config::HedgingPolicy) | `maxAttempts` required, ≥ 2 (above 5 is 5); `hedgingDelay` default 0; `nonFatalStatusCodes` default none |
+//!
+//! A `retryPolicy` and a `hedgingPolicy` on one entry is an error.
 //!
 //! Outlier detection (A50 field → [`OutlierDetection`]):
 //!
@@ -77,8 +93,7 @@
 //! got "abc"`. Duplicate keys in one object: the last wins (as Go's JSON decoder).
 //!
 //! Not supported: xDS policies (`xds_cluster_*`, `priority_experimental`,
-//! `weighted_target_experimental`, ...; skipped as unknown), ORCA-driven weights, per-method
-//! settings (`methodConfig`: timeouts, retries, hedging).
+//! `weighted_target_experimental`, ...; skipped as unknown), ORCA-driven weights.
 //!
 // Links to items behind a feature: the item when the feature is on, else its docs.rs page.
 #![cfg_attr(
@@ -90,6 +105,7 @@
     doc = "[health-check-grpc]: https://docs.rs/tower-lb/latest/tower_lb/health/struct.HealthCheck.html#method.grpc"
 )]
 
+mod method;
 mod outlier;
 mod policy;
 mod value;
@@ -100,6 +116,7 @@ use crate::error::Error;
 #[cfg(feature = "health")]
 use crate::health::HealthCheck;
 use crate::health::OutlierDetection;
+use crate::method_config::{MethodConfig, RetryThrottling};
 use crate::policy::Policy;
 use value::{error, field, object, show, string};
 
@@ -121,6 +138,8 @@ pub struct ServiceConfig {
     outlier: Option<OutlierDetection>,
     #[cfg(feature = "health")]
     health_check: Option<HealthCheck>,
+    methods: Vec<MethodConfig>,
+    throttling: Option<RetryThrottling>,
 }
 
 impl ServiceConfig {
@@ -191,7 +210,54 @@ impl ServiceConfig {
                 ));
             }
         }
+        if let Some(v) = field(top, "methodConfig") {
+            config.methods = method::parse_list(v, "methodConfig")?;
+            // Names given twice.
+            crate::method_config::MethodTable::new(&config.methods).map_err(|e| match e {
+                Error::InvalidConfig(m) => Error::InvalidConfig(format!("service config: {m}")),
+                e => e,
+            })?;
+        }
+        if let Some(v) = field(top, "retryThrottling") {
+            config.throttling = Some(method::throttling(v, "retryThrottling")?);
+        }
         Ok(config)
+    }
+
+    /// The entries of `methodConfig`, in order (see [`method_config`](crate::method_config)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_lb::service_config::ServiceConfig;
+    /// let config = ServiceConfig::from_json(r#"{"methodConfig": [{
+    ///     "name": [{"service": "echo.Echo", "method": "Unary"}],
+    ///     "timeout": "0.5s",
+    ///     "retryPolicy": {
+    ///         "maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+    ///         "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]
+    ///     }
+    /// }]}"#)?;
+    /// let method = &config.method_configs()[0];
+    /// assert_eq!(method.get_timeout(), Some(Duration::from_millis(500)));
+    /// assert_eq!(method.get_retry_policy().unwrap().max_attempts(), 3);
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn method_configs(&self) -> &[MethodConfig] {
+        &self.methods
+    }
+
+    /// `retryThrottling`, if set.
+    ///
+    /// ```
+    /// use tower_lb::service_config::ServiceConfig;
+    /// let config = ServiceConfig::from_json(
+    ///     r#"{"retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
+    /// )?;
+    /// assert_eq!(config.retry_throttling().unwrap().max_tokens(), 10);
+    /// # Ok::<(), tower_lb::Error>(())
+    /// ```
+    pub fn retry_throttling(&self) -> Option<RetryThrottling> {
+        self.throttling
     }
 
     /// The policy of `loadBalancingConfig` (or of the deprecated `loadBalancingPolicy`), if

@@ -164,7 +164,7 @@ fn outlier_detection_maps_a50() {
                                     "minimumHosts": 3, "requestVolume": "10"},
             "failurePercentageEjection": {"threshold": 60, "enforcementPercentage": 80,
                                           "minimumHosts": 4, "requestVolume": 20}
-        }, "methodConfig": [{"name": [{}], "timeout": "1s"}], "retryThrottling": {}}"#,
+        }, "methodConfig": [{"name": [{}], "timeout": "1s"}], "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
     )
     .unwrap();
     let expected = OutlierDetection::default()
@@ -508,4 +508,176 @@ proptest! {
             prop_assert!(od.validate().is_ok());
         }
     }
+}
+
+fn method(entry: &str) -> Result<ServiceConfig, Error> {
+    parse(&format!(r#"{{"methodConfig": [{entry}]}}"#))
+}
+
+const RETRY: &str = r#""retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE", 8]}"#;
+
+#[test]
+fn method_configs_map() {
+    use tonic::Code;
+    let config = parse(&format!(
+        r#"{{"methodConfig": [
+            {{"name": [{{"service": "a.S", "method": "M"}}, {{"service": "b.T"}}], "timeout": "1.5s",
+              "waitForReady": true, "maxRequestMessageBytes": 1024, "maxResponseMessageBytes": "2048", {RETRY}}},
+            {{"name": [{{}}], "hedgingPolicy": {{"maxAttempts": 9, "hedgingDelay": "0.005s",
+              "nonFatalStatusCodes": ["unavailable"]}}}}
+        ], "retryThrottling": {{"maxTokens": 10, "tokenRatio": 0.1}}}}"#
+    ))
+    .unwrap();
+    let [first, second] = config.method_configs() else {
+        panic!("two entries")
+    };
+    assert_eq!(first.names().len(), 2);
+    assert_eq!(first.get_timeout(), Some(Duration::from_millis(1500)));
+    assert_eq!(first.get_wait_for_ready(), Some(true));
+    assert_eq!(first.get_max_request_message_bytes(), Some(1024));
+    assert_eq!(first.get_max_response_message_bytes(), Some(2048));
+    let retry = first.get_retry_policy().unwrap();
+    assert_eq!(retry.max_attempts(), 3);
+    assert_eq!(
+        retry.retryable_status_codes(),
+        [Code::ResourceExhausted, Code::Unavailable]
+    );
+    let hedge = second.get_hedging_policy().unwrap();
+    assert_eq!(hedge.max_attempts(), 5, "capped at 5, as A6 says");
+    assert_eq!(hedge.hedging_delay(), Duration::from_millis(5));
+    assert_eq!(config.retry_throttling().unwrap().max_tokens(), 10);
+}
+
+#[test]
+fn bad_method_configs_name_the_field() {
+    let retry = |policy: &str| {
+        err(&format!(
+            r#"{{"methodConfig": [{{"name": [{{}}], "retryPolicy": {policy}}}]}}"#
+        ))
+    };
+    let full = |replace: &str, with: &str| {
+        let base = r#"{"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}"#;
+        retry(&base.replace(replace, with))
+    };
+    let cases = [
+        (
+            full("3", "-1"),
+            "methodConfig[0].retryPolicy.maxAttempts: expected an unsigned integer",
+        ),
+        (
+            full("3", "1"),
+            "methodConfig[0].retryPolicy.maxAttempts: must be 2 or more",
+        ),
+        (
+            full("3", "99999999999"),
+            "methodConfig[0].retryPolicy.maxAttempts: 99999999999 is out of range",
+        ),
+        (
+            full("\"0.1s\"", "\"fast\""),
+            "methodConfig[0].retryPolicy.initialBackoff: expected a duration",
+        ),
+        (
+            full("\"1s\"", "\"-1s\""),
+            "methodConfig[0].retryPolicy.maxBackoff: must not be negative",
+        ),
+        (
+            full("\"0.1s\"", "\"0s\""),
+            "methodConfig[0].retryPolicy.initialBackoff: must be above 0",
+        ),
+        (
+            full("2,", "0,"),
+            "methodConfig[0].retryPolicy.backoffMultiplier: must be above 0",
+        ),
+        (
+            full("\"UNAVAILABLE\"", "\"UNAVAILBLE\""),
+            r#"methodConfig[0].retryPolicy.retryableStatusCodes[0]: unknown status code "UNAVAILBLE""#,
+        ),
+        (
+            full("\"UNAVAILABLE\"", "17"),
+            "methodConfig[0].retryPolicy.retryableStatusCodes[0]: unknown status code 17",
+        ),
+        (
+            full("\"UNAVAILABLE\"", "\"OK\""),
+            "retryableStatusCodes[0]: OK is not a failure",
+        ),
+        (
+            full("[\"UNAVAILABLE\"]", "[]"),
+            "methodConfig[0].retryPolicy.retryableStatusCodes: must name at least one code",
+        ),
+        (
+            full(", \"maxBackoff\": \"1s\"", ""),
+            "methodConfig[0].retryPolicy.maxBackoff: required",
+        ),
+        (
+            err(&format!(
+                r#"{{"methodConfig": [{{"name": [{{}}], {RETRY}, "hedgingPolicy": {{"maxAttempts": 2}}}}]}}"#
+            )),
+            "methodConfig[0]: has both a retryPolicy and a hedgingPolicy",
+        ),
+        (
+            err(
+                r#"{"methodConfig": [{"name": [{}], "hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "5ms"}}]}"#,
+            ),
+            "methodConfig[0].hedgingPolicy.hedgingDelay: expected a duration",
+        ),
+        (
+            err(r#"{"methodConfig": [{"name": [{}], "hedgingPolicy": {"maxAttempts": 0}}]}"#),
+            "methodConfig[0].hedgingPolicy.maxAttempts: must be 2 or more",
+        ),
+        (
+            err(r#"{"methodConfig": [{"name": [{"method": "M"}]}]}"#),
+            r#"methodConfig[0].name[0]: method "M" needs its service"#,
+        ),
+        (
+            err(
+                r#"{"methodConfig": [{"name": [{"service": "a"}]}, {"name": [{"service": "a"}]}]}"#,
+            ),
+            "methodConfig[1].name",
+        ),
+        (
+            err(r#"{"methodConfig": [{"timeout": "1s"}]}"#),
+            "methodConfig[0]: names no method",
+        ),
+        (
+            err(r#"{"retryThrottling": {"maxTokens": 0, "tokenRatio": 1}}"#),
+            "retryThrottling.maxTokens: must be within 1 ..= 1000",
+        ),
+        (
+            err(r#"{"retryThrottling": {"maxTokens": 10, "tokenRatio": -1}}"#),
+            "retryThrottling.tokenRatio: expected a finite number >= 0",
+        ),
+        (
+            err(r#"{"retryThrottling": {"maxTokens": 10}}"#),
+            "retryThrottling.tokenRatio: required",
+        ),
+    ];
+    for (message, expected) in cases {
+        assert!(
+            message.contains(expected),
+            "{message:?} should contain {expected:?}"
+        );
+    }
+    assert!(method(r#"{"name": [{"service": "a"}]}"#).is_ok());
+}
+
+#[test]
+fn the_builder_refuses_bad_method_configs() {
+    use crate::method_config::{HedgingPolicy, MethodConfig, MethodName, RetryPolicy};
+    let build = |config: MethodConfig| {
+        crate::Balancer::builder()
+            .method_config(config)
+            .validate_for_any_connector()
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let both = MethodConfig::new([MethodName::any()])
+        .retry_policy(RetryPolicy::new(2, [tonic::Code::Unavailable]))
+        .hedging_policy(HedgingPolicy::new(2, Duration::ZERO));
+    assert!(build(both).contains("methodConfig[0]: has both"));
+    let once = MethodConfig::new([MethodName::any()])
+        .retry_policy(RetryPolicy::new(1, [tonic::Code::Unavailable]));
+    assert!(build(once).contains("methodConfig[0].retryPolicy: maxAttempts must be 2 or more"));
+    let none = MethodConfig::new([MethodName::any()]).retry_policy(RetryPolicy::new(3, []));
+    assert!(build(none).contains("retryableStatusCodes must name at least one code"));
 }

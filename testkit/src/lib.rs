@@ -37,7 +37,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -75,10 +75,11 @@ pub const INJECTED_FAILURE: &str = "injected failure";
 /// The request headers `Unary` reports in `EchoReply::seen`, and their names there. The
 /// `:authority` pseudo-header reaches the service as `x-seen-authority` (see
 /// [`copy_authority`]).
-const SEEN: [(&str, &str); 3] = [
+const SEEN: [(&str, &str); 4] = [
     ("user-agent", "user-agent"),
     ("grpc-timeout", "grpc-timeout"),
     ("x-seen-authority", ":authority"),
+    ("grpc-previous-rpc-attempts", "grpc-previous-rpc-attempts"),
 ];
 
 /// Copies a request's `:authority` into a header the service can read (tonic hands services
@@ -109,6 +110,10 @@ struct Shared {
     failure_rate_bits: AtomicU64,
     failure_seq: AtomicU64,
     fail_all: AtomicBool,
+    fail_next: AtomicU64,
+    failure_code: AtomicI32,
+    pushback: std::sync::Mutex<Option<String>>,
+    cancelled: AtomicU64,
     calls: AtomicU64,
     stream_calls: AtomicU64,
     in_flight: AtomicUsize,
@@ -129,6 +134,12 @@ impl Shared {
         if self.fail_all.load(Ordering::Relaxed) {
             return true;
         }
+        let next = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if next.is_ok() {
+            return true;
+        }
         let rate = f64::from_bits(self.failure_rate_bits.load(Ordering::Relaxed));
         let n = self.failure_seq.fetch_add(1, Ordering::Relaxed) + 1;
         if rate <= 0.0 {
@@ -138,6 +149,38 @@ impl Shared {
             return true;
         }
         (n as f64 * rate).floor() > ((n - 1) as f64 * rate).floor()
+    }
+}
+
+impl Shared {
+    /// The status of an injected failure: the code set (`UNAVAILABLE` by default), with the
+    /// pushback header when one is set.
+    fn injected(&self) -> Status {
+        let code = match self.failure_code.load(Ordering::Relaxed) {
+            0 => tonic::Code::Unavailable,
+            n => tonic::Code::from_i32(n),
+        };
+        let mut status = Status::new(code, INJECTED_FAILURE);
+        let pushback = self.pushback.lock().expect("pushback lock").clone();
+        if let Some(value) = pushback.and_then(|p| p.parse().ok()) {
+            status
+                .metadata_mut()
+                .insert("grpc-retry-pushback-ms", value);
+        }
+        status
+    }
+}
+
+/// Counts a unary call that ends before it answers (its client cancelled it) in
+/// [`TestServer::cancelled`].
+#[derive(Debug)]
+struct Unfinished(Option<Arc<Shared>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -169,13 +212,15 @@ impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
         self.shared.calls.fetch_add(1, Ordering::SeqCst);
         let _in_flight = InFlight::new(&self.shared);
+        let mut unfinished = Unfinished(Some(Arc::clone(&self.shared)));
         let fail = self.shared.should_fail();
         let delay = self.shared.delay();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        unfinished.0 = None;
         if fail {
-            return Err(Status::unavailable(INJECTED_FAILURE));
+            return Err(self.shared.injected());
         }
         let seen = SEEN
             .iter()
@@ -239,7 +284,7 @@ impl Echo for EchoService {
         self.shared.stream_calls.fetch_add(1, Ordering::SeqCst);
         let in_flight = InFlight::new(&self.shared);
         if self.shared.should_fail() {
-            return Err(Status::unavailable(INJECTED_FAILURE));
+            return Err(self.shared.injected());
         }
         let request = request.into_inner();
         Ok(Response::new(EchoStream {
@@ -514,6 +559,29 @@ impl TestServer {
     /// (overrides [`TestServer::set_failure_rate`]).
     pub fn set_fail_all(&self, fail_all: bool) {
         self.shared.fail_all.store(fail_all, Ordering::Relaxed);
+    }
+
+    /// The next `n` calls fail (as injected failures), whatever the failure rate.
+    pub fn fail_next(&self, n: u64) {
+        self.shared.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    /// The code of injected failures (`UNAVAILABLE` until set).
+    pub fn set_failure_code(&self, code: tonic::Code) {
+        self.shared
+            .failure_code
+            .store(code as i32, Ordering::Relaxed);
+    }
+
+    /// Injected failures carry `grpc-retry-pushback-ms: value` (`None`: no such header).
+    pub fn set_pushback(&self, value: Option<&str>) {
+        *self.shared.pushback.lock().expect("pushback lock") = value.map(str::to_owned);
+    }
+
+    /// Unary calls that ended before answering: their client went away (a hedge that lost,
+    /// a deadline), seen as the server's handler being dropped.
+    pub fn cancelled(&self) -> u64 {
+        self.shared.cancelled.load(Ordering::SeqCst)
     }
 
     /// Number of unary calls received so far.

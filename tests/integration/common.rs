@@ -180,3 +180,12 @@ pub async fn settled(balancer: &Balancer, servers: &[TestServer]) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Polls (bounded) until `what` holds.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

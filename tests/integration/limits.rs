@@ -10,17 +10,10 @@ use tower_lb::discover::{Change, Endpoint, fixed};
 use tower_lb::transport::{ConnectFuture, Connector};
 use tower_lb::{ConnectionState, Error, Limits};
 
-use crate::common::{Client, builder, channel_discovery, echo, endpoint, key, servers, wait_ready};
+use crate::common::{
+    Client, builder, channel_discovery, echo, endpoint, eventually, key, servers, wait_ready,
+};
 use crate::unsent::InProcess;
-
-/// Polls (bounded) until `what` holds.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 #[tokio::test]
 async fn calls_beyond_the_waiting_limit_fail_at_once_with_resource_exhausted() {

@@ -18,10 +18,12 @@ mod gray_failures;
 mod hashing;
 #[cfg(feature = "health")]
 mod health_check;
+mod hedging;
 mod layer4;
 mod limits;
 mod outlier;
 mod policies;
+mod retries;
 mod retry_budget;
 mod routing;
 #[cfg(feature = "service-config")]

@@ -1,0 +1,58 @@
+//! The entry of a call whose method has a retry or hedging policy: buffer the request for
+//! replay, then hand the call to the retry or the hedging loop, boxed. A request that cannot
+//! be replayed goes back to the ordinary path.
+
+use std::sync::Arc;
+
+use super::attempts::Attempts;
+use super::deadline::Deadline;
+use super::future::{ResponseFuture, call_span};
+use super::hedge::hedged_call;
+use super::replay::{Buffered, buffer};
+use super::retry::retried_call;
+use crate::method_config::AttemptPolicy;
+use crate::ready_set::Shared;
+use crate::transport::EndpointChannel;
+
+/// The call's future, or the request back (with its deadline) when it cannot be replayed.
+// The request travels back by value, as in `SendError`: boxing it would allocate for every
+// call that is sent once.
+#[allow(clippy::result_large_err, clippy::type_complexity)]
+pub(crate) fn configured_call<T: EndpointChannel>(
+    shared: &Arc<Shared<T>>,
+    policy: AttemptPolicy,
+    request: http::Request<T::RequestBody>,
+    seed: u64,
+    deadline: Option<Deadline>,
+    wait_for_ready: bool,
+) -> Result<ResponseFuture<T>, (http::Request<T::RequestBody>, Option<Deadline>)> {
+    let replay = match buffer(request, shared.config.retry_buffer_limit) {
+        Buffered::Replayable(replay) => replay,
+        Buffered::Once(request) => {
+            tracing::debug!(
+                "request body not replayable (incomplete at dispatch, or too large): sent once"
+            );
+            return Err((request, deadline));
+        }
+    };
+    let span = call_span(shared.config.policy.name(), None);
+    let until = deadline.as_ref().map(Deadline::instant);
+    let attempts = Attempts::of_request(shared.clone(), replay.head(), seed, wait_for_ready, until);
+    let future = match policy {
+        AttemptPolicy::Retry(policy) => Box::pin(retried_call(
+            attempts,
+            replay,
+            policy,
+            deadline,
+            span.clone(),
+        )) as _,
+        AttemptPolicy::Hedge(policy) => Box::pin(hedged_call(
+            attempts,
+            replay,
+            policy,
+            deadline,
+            span.clone(),
+        )) as _,
+    };
+    Ok(ResponseFuture::boxed(future, span))
+}
