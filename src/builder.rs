@@ -436,7 +436,7 @@ impl Builder {
             self.retry_budget,
             self.retry_throttling,
             stop_tx,
-            Unready::NoEndpointsDiscovered,
+            Unready::Discovering,
         ));
         let (registry, inbox) = Registry::new(
             connector,

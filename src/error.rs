@@ -112,6 +112,9 @@ impl fmt::Display for CallStage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Unready {
+    /// Discovery has not answered yet: the balancer was built a moment ago, or its discovery
+    /// source is still waiting for its first answer (a DNS lookup, a registry's first list).
+    Discovering,
     /// Discovery has not produced a single endpoint (or removed them all).
     NoEndpointsDiscovered,
     /// Endpoints are known, but none has a live connection.
@@ -163,7 +166,15 @@ pub enum Unready {
 impl fmt::Display for Unready {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Unready::Discovering => f.write_str("no endpoints yet: discovery has not answered"),
             Unready::NoEndpointsDiscovered => f.write_str("no endpoints discovered"),
+            Unready::AllUnreachable {
+                discovered,
+                connecting,
+                last_error: None,
+            } if connecting == discovered => {
+                write!(f, "{discovered} endpoints discovered, all still connecting")
+            }
             Unready::AllUnreachable {
                 discovered,
                 connecting,

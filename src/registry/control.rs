@@ -30,6 +30,9 @@ use crate::transport::Connector;
 /// changes cannot starve connection events.
 const MAX_BATCH: usize = 1024;
 
+/// A turn of the loop this long or longer yields before the next.
+const LONG_TURN: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A hook run by the control task when every discovered endpoint has failed to connect.
 pub(crate) type OnAllUnreachable = Arc<dyn Fn() + Send + Sync>;
 
@@ -65,6 +68,9 @@ pub(crate) struct Registry<C: Connector> {
     pub(super) rng: SmallRng,
     /// When the next ready set may go out.
     pub(super) publish: Pacer,
+    /// Whether discovery has answered at all (a change, an error or its end): until then an
+    /// empty set is "discovering", not "no endpoints discovered".
+    pub(super) discovery_answered: bool,
 }
 
 /// The receiving ends the control loop reads.
@@ -120,6 +126,7 @@ impl<C: Connector> Registry<C> {
             stay_on: None,
             rng: SmallRng::seed_from_u64(now_ns()),
             publish: Pacer::default(),
+            discovery_answered: false,
         };
         (registry, Inbox { events, signals })
     }
@@ -147,6 +154,7 @@ impl<C: Connector> Registry<C> {
                 change = discovery.next(), if discovering => self.on_discovery(change, &mut discovering),
                 _ = sleep_until(timer), if timer.is_some() => self.on_timer(),
             };
+            let woke = Instant::now();
             // Take whatever else is already waiting, then publish once.
             for _ in 0..MAX_BATCH {
                 let Ok(event) = inbox.events.try_recv() else {
@@ -160,7 +168,10 @@ impl<C: Connector> Registry<C> {
                 };
                 dirty |= self.on_signal(signal);
             }
-            while discovering {
+            for _ in 0..MAX_BATCH {
+                if !discovering {
+                    break;
+                }
                 let Some(change) = discovery.next().now_or_never() else {
                     break;
                 };
@@ -183,6 +194,11 @@ impl<C: Connector> Registry<C> {
                 && let Some(hook) = &self.on_all_unreachable
             {
                 hook();
+            }
+            // A long turn (a big batch, a publish of a large set) gives the worker back before
+            // the next: on a one-worker runtime, the calls and timers beside this task run.
+            if woke.elapsed() >= LONG_TURN {
+                tokio::task::yield_now().await;
             }
         }
         tracing::debug!(

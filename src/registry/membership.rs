@@ -18,6 +18,11 @@ impl<C: Connector> Registry<C> {
         change: Option<Result<Change, E>>,
         discovering: &mut bool,
     ) -> bool {
+        if !self.discovery_answered {
+            // The reason an empty set gives changes from "discovering".
+            self.discovery_answered = true;
+            self.publish.noted(Instant::now());
+        }
         match change {
             Some(Ok(Change::Insert(key, endpoint))) => self.insert(key, endpoint),
             Some(Ok(Change::Remove(key))) => self.remove(&key),
@@ -90,8 +95,9 @@ impl<C: Connector> Registry<C> {
             self.retire(old);
         }
         self.update_ejection_cap();
-        if replaced.is_some() {
-            // The old connection, perhaps a ready one, is gone: calls must see it at once.
+        if replaced.is_some() || self.entries.len() == 1 {
+            // The old connection, perhaps a ready one, is gone: calls must see it at once. Or
+            // this is the first endpoint: a failing call's reason should say it is connecting.
             return true;
         }
         // New and still connecting: only the snapshot shows it until its connection's

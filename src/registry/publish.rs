@@ -178,7 +178,10 @@ impl<C: Connector> Registry<C> {
     fn why_unready(&self) -> Unready {
         let entries = || self.entries.values();
         if self.entries.is_empty() {
-            return Unready::NoEndpointsDiscovered;
+            return match self.discovery_answered {
+                true => Unready::NoEndpointsDiscovered,
+                false => Unready::Discovering,
+            };
         }
         if entries().any(|e| e.channel.is_some()) {
             let open = || entries().filter(|e| e.channel.is_some() && !e.state.gate.is_ejected());

@@ -181,3 +181,55 @@ async fn the_all_unreachable_hook_runs_while_nothing_connects() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(quiet.load(Ordering::Relaxed), 0);
 }
+
+/// Before discovery has answered, and while every discovered endpoint is still connecting, a
+/// failing call says so — not "no endpoints discovered".
+#[tokio::test]
+async fn the_reason_says_discovery_has_not_answered_or_endpoints_are_connecting() {
+    // Discovery that never answers.
+    let silent = futures::stream::pending::<Result<Change, std::convert::Infallible>>();
+    let balancer = builder()
+        .ready_timeout(Duration::from_millis(100))
+        .build(silent)
+        .unwrap();
+    let status = echo(&mut Client::new(balancer)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        matches!(
+            crate::common::typed(&status),
+            Some(Error::NoReadyEndpoint {
+                why: Unready::Discovering,
+                ..
+            })
+        ),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("discovery has not answered"),
+        "{}",
+        status.message()
+    );
+
+    // Endpoints that accept TCP and never speak: discovered, all still connecting.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let balancer = builder()
+        .ready_timeout(Duration::from_millis(100))
+        .build(fixed([tower_lb::discover::Endpoint::new(addr).unwrap()]))
+        .unwrap();
+    let status = echo(&mut Client::new(balancer)).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("1 endpoints discovered, all still connecting"),
+        "{}",
+        status.message()
+    );
+    accept.abort();
+}
