@@ -3,8 +3,13 @@
 //! one-worker and a two-worker runtime, the CPU that costs, how late a 1 ms timer on the same
 //! runtime runs meanwhile, and how long one more endpoint then takes to be published.
 //!
-//! `cargo run --release --example control_scale` (sizes: `SCALE_N=1000,10000,100000`;
-//! give up on a size after `SCALE_LIMIT_SECS`, default 60).
+//! Then the same with real endpoints: `SCALE_REAL` tonic Echo listeners on 127.0.0.1, served by
+//! two child processes (this program run again), each endpoint its own TCP + HTTP/2
+//! connection; the CPU column is the client process's alone.
+//!
+//! `cargo run --release --example control_scale` (sizes: `SCALE_N=1000,10000,100000`, real
+//! endpoints `SCALE_REAL=10000`, 0 for none; give up on a size after `SCALE_LIMIT_SECS`,
+//! default 60). Real endpoints need twice their number in file descriptors (`ulimit -n`).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -144,7 +149,118 @@ fn show(d: Option<Duration>) -> String {
     }
 }
 
+/// The environment variable that makes this program a child serving that many listeners.
+const CHILD: &str = "CONTROL_SCALE_CHILD";
+
+/// Child mode: serves Echo on `n` listeners on 127.0.0.1, prints `addr=` for each, and runs
+/// until its standard input closes (the parent exits or drops it).
+fn serve_child(n: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut out = String::new();
+        for i in 0..n {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            out.push_str(&format!("addr={}\n", listener.local_addr().expect("addr")));
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(tower_lb_testkit::echo_service(&format!("s{i}")))
+                    .serve_with_incoming(incoming),
+            );
+        }
+        print!("{out}");
+        println!("ready");
+        // Until the parent goes away.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await;
+    });
+}
+
+/// Starts the child processes serving `n` listeners in all; returns them and the addresses.
+fn start_children(n: usize) -> (Vec<std::process::Child>, Vec<std::net::SocketAddr>) {
+    use std::io::BufRead;
+    let (mut children, mut addrs) = (Vec::new(), Vec::new());
+    for share in [n / 2, n - n / 2] {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .env(CHILD, share.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("child");
+        let stdout = child.stdout.take().expect("stdout");
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line == "ready" {
+                break;
+            }
+            if let Some(addr) = line.strip_prefix("addr=") {
+                addrs.push(addr.parse().expect("address"));
+            }
+        }
+        children.push(child);
+    }
+    (children, addrs)
+}
+
+/// Real endpoints: from `build()` to all connected.
+fn measure_real(addrs: &[std::net::SocketAddr], workers: usize, limit: Duration) -> Row {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpu_before = cpu_time();
+    let n = addrs.len();
+    runtime.block_on(async {
+        let lag = Arc::new(AtomicU64::new(0));
+        let ticker = tokio::spawn({
+            let lag = lag.clone();
+            async move {
+                let mut at = tokio::time::Instant::now();
+                loop {
+                    at += Duration::from_millis(1);
+                    tokio::time::sleep_until(at).await;
+                    let late = tokio::time::Instant::now().duration_since(at);
+                    lag.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
+                    at = tokio::time::Instant::now();
+                }
+            }
+        });
+        let start = Instant::now();
+        let endpoints = addrs.iter().map(|a| Endpoint::new(*a).expect("valid"));
+        let balancer: Balancer = Balancer::builder()
+            .limits(tower_lb::Limits::default().max_endpoints(n + 1))
+            .build(tower_lb::discover::fixed(endpoints))
+            .expect("balancer");
+        let ready = wait_for(&balancer, n, start + limit).await;
+        let cpu = cpu_time().zip(cpu_before).map(|(a, b)| a.saturating_sub(b));
+        ticker.abort();
+        Row {
+            n,
+            workers,
+            ready,
+            cpu,
+            worst_timer_lag: Duration::from_micros(lag.load(Ordering::Relaxed)),
+            one_more: None,
+        }
+    })
+}
+
 fn main() {
+    if let Some(n) = std::env::var(CHILD).ok().and_then(|n| n.parse().ok()) {
+        return serve_child(n);
+    }
     let sizes: Vec<usize> = std::env::var("SCALE_N")
         .unwrap_or_else(|_| "1000,10000,100000".into())
         .split(',')
@@ -182,6 +298,38 @@ fn main() {
                     show(row.one_more),
                 );
             }
+        }
+    }
+    let real: usize = std::env::var("SCALE_REAL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    if real > 0 {
+        let (mut children, addrs) = start_children(real);
+        println!();
+        println!(
+            "real endpoints: {} tonic Echo listeners on 127.0.0.1 in 2 child processes; the balancer's defaults (p2c PeakEWMA, 32 connections at a time)",
+            addrs.len()
+        );
+        println!();
+        println!(
+            "| endpoints | workers | build → all connected | client CPU | worst 1 ms timer lag |"
+        );
+        println!("|---:|---:|---:|---:|---:|");
+        for workers in [1, 2] {
+            let row = measure_real(&addrs, workers, limit);
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                row.n,
+                row.workers,
+                show(row.ready),
+                show(row.cpu),
+                show(Some(row.worst_timer_lag)),
+            );
+        }
+        for child in &mut children {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

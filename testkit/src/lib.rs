@@ -207,6 +207,17 @@ struct EchoService {
     shared: Arc<Shared>,
 }
 
+/// A bare Echo service answering as `name`, for servers a test or example runs itself (many
+/// listeners in one runtime, say), where a [`TestServer`] thread each would be too many.
+pub fn echo_service(name: &str) -> pb::echo_server::EchoServer<impl pb::echo_server::Echo> {
+    pb::echo_server::EchoServer::new(EchoService {
+        shared: Arc::new(Shared {
+            name: name.to_owned(),
+            ..Shared::default()
+        }),
+    })
+}
+
 #[tonic::async_trait]
 impl Echo for EchoService {
     async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
