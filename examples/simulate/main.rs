@@ -7,7 +7,7 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has five sections:
+//! The report (markdown, on stdout) has seven sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
@@ -20,6 +20,9 @@
 //!    bounded loads, against `⌈(1 + ε) × average⌉`.
 //! 5. **Tail latency with heterogeneous backends** — a discrete-event simulation after
 //!    tower's 2018 balancer demo: latency percentiles per policy.
+//! 6. **Gray failures** — a frozen endpoint and a cold start with one slow endpoint.
+//! 7. **Subsetting** — many clients each connecting to a subset of a large fleet: how evenly
+//!    the fleet is covered, and what one server leaving moves.
 //!
 //! SVG plots go to `$CARGO_TARGET_DIR/simulate/` (`target/simulate/` by default); their paths
 //! are printed at the end. Each module holds one section and the tests of its claims.
@@ -32,6 +35,7 @@ mod gray;
 mod latency;
 mod movement;
 mod plot;
+mod subsets;
 mod table;
 mod zipf;
 
@@ -52,6 +56,8 @@ struct Scale {
     balance_keys: usize,
     bounded_arrivals: usize,
     latency_calls: usize,
+    subset_clients: u64,
+    subset_servers: usize,
 }
 
 const FULL: Scale = Scale {
@@ -64,6 +70,8 @@ const FULL: Scale = Scale {
     balance_keys: 1_000_000,
     bounded_arrivals: 200_000,
     latency_calls: 100_000,
+    subset_clients: 1_000,
+    subset_servers: 10_000,
 };
 
 const QUICK: Scale = Scale {
@@ -76,6 +84,8 @@ const QUICK: Scale = Scale {
     balance_keys: 200_000,
     bounded_arrivals: 20_000,
     latency_calls: 20_000,
+    subset_clients: 100,
+    subset_servers: 1_000,
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -127,6 +137,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("{}", latency.text);
 
     println!("{}", gray::report()?);
+    println!(
+        "{}",
+        subsets::report(scale.subset_clients, scale.subset_servers, 50)
+    );
 
     println!("## Plots\n");
     for path in [

@@ -12,7 +12,8 @@
 //!   that fails keeps the last good set. A stream that ends keeps the last set for good.
 //!
 //! [`dns`][dns-module] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
-//! sends only what changed.
+//! sends only what changed. [`subset`](subset::subset) wraps any of them so that a client of a
+//! large fleet connects to a bounded, stable part of it.
 //!
 // Links to items behind a feature: the item when the feature is on, else its docs.rs page.
 #![cfg_attr(feature = "dns", doc = "[dns-module]: dns")]
@@ -26,6 +27,7 @@ mod change;
 pub mod dns;
 mod endpoint;
 mod static_list;
+pub mod subset;
 
 pub use change::Change;
 pub use endpoint::{Endpoint, Key};

@@ -32,5 +32,6 @@ mod shutdown;
 mod slow_start;
 mod snapshot;
 mod streams;
+mod subsetting;
 mod tiers;
 mod unsent;
