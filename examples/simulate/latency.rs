@@ -57,7 +57,7 @@ impl Balancing {
         }
     }
 
-    fn policy(self) -> Policy {
+    pub fn policy(self) -> Policy {
         match self {
             Balancing::P2cPeakEwma => Policy::p2c_peak_ewma(PeakEwma::default()),
             Balancing::P2cInFlight => Policy::p2c_in_flight(),

@@ -7,7 +7,7 @@
 //! cargo test --example simulate                     # the claims below, asserted
 //! ```
 //!
-//! The report (markdown, on stdout) has seven sections:
+//! The report (markdown, on stdout) has eight sections:
 //!
 //! 1. **Balls into bins** — n held requests into n endpoints: the maximum load of uniform
 //!    random, round robin, p2c and least loaded, beside `ln n / ln ln n` and
@@ -23,6 +23,7 @@
 //! 6. **Gray failures** — a frozen endpoint and a cold start with one slow endpoint.
 //! 7. **Subsetting** — many clients each connecting to a subset of a large fleet: how evenly
 //!    the fleet is covered, and what one server leaving moves.
+//! 8. **Spread at large N** — calls served per endpoint among thousands of identical ones.
 //!
 //! SVG plots go to `$CARGO_TARGET_DIR/simulate/` (`target/simulate/` by default); their paths
 //! are printed at the end. Each module holds one section and the tests of its claims.
@@ -35,6 +36,7 @@ mod gray;
 mod latency;
 mod movement;
 mod plot;
+mod spread;
 mod subsets;
 mod table;
 mod zipf;
@@ -58,6 +60,7 @@ struct Scale {
     latency_calls: usize,
     subset_clients: u64,
     subset_servers: usize,
+    spread_sizes: &'static [usize],
 }
 
 const FULL: Scale = Scale {
@@ -72,6 +75,7 @@ const FULL: Scale = Scale {
     latency_calls: 100_000,
     subset_clients: 1_000,
     subset_servers: 10_000,
+    spread_sizes: &[100, 1_000, 10_000],
 };
 
 const QUICK: Scale = Scale {
@@ -86,6 +90,7 @@ const QUICK: Scale = Scale {
     latency_calls: 20_000,
     subset_clients: 100,
     subset_servers: 1_000,
+    spread_sizes: &[100, 1_000],
 };
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -97,6 +102,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
         .join("simulate");
     let started = Instant::now();
+    // SIM_ONLY=spread: section 8 alone.
+    if std::env::var("SIM_ONLY").is_ok_and(|v| v == "spread") {
+        println!("{}", spread::report(scale.spread_sizes, 100)?);
+        return Ok(());
+    }
     // SIM_ONLY=gray: section 6 alone.
     if std::env::var("SIM_ONLY").is_ok_and(|v| v == "gray") {
         println!("{}", gray::report()?);
@@ -141,6 +151,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "{}",
         subsets::report(scale.subset_clients, scale.subset_servers, 50)
     );
+    println!("{}", spread::report(scale.spread_sizes, 100)?);
 
     println!("## Plots\n");
     for path in [
