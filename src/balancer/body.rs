@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::deadline::Deadline;
+use super::message_size::Limited;
 use super::peeked::Peeked;
 use crate::endpoint::InFlight;
 use crate::error::{BoxError, CallStage};
@@ -36,6 +37,8 @@ pin_project_lite::pin_project! {
         Body { #[pin] body: B },
         // A call with a retry or hedging policy read its first frame ahead.
         Peeked { body: Pin<Box<Peeked<B>>> },
+        // A method with `maxResponseMessageBytes`: the whole body as it would be, checked.
+        Limited { body: Pin<Box<Limited<ResponseBody<B>>>> },
         Empty,
     }
 }
@@ -55,6 +58,17 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    /// `self`, failing with `RESOURCE_EXHAUSTED` at a message over `limit` bytes.
+    pub(crate) fn limited(self, limit: u32) -> Self {
+        ResponseBody {
+            inner: Inner::Limited {
+                body: Box::pin(Limited::new(self, limit)),
+            },
+            in_flight: None,
+            deadline: None,
+        }
+    }
+
     /// The body of an attempt whose first frame was read ahead.
     pub(crate) fn peeked(
         body: Pin<Box<Peeked<B>>>,
@@ -97,6 +111,7 @@ where
                 .poll_frame(cx)
                 .map(|f| f.map(|f| f.map_err(Into::into))),
             InnerProj::Peeked { body } => body.as_mut().poll_frame(cx),
+            InnerProj::Limited { body } => return body.as_mut().poll_frame(cx),
             InnerProj::Empty => return Poll::Ready(None),
         };
         let frame = match polled {
@@ -153,6 +168,7 @@ where
         match &self.inner {
             Inner::Body { body } => body.size_hint(),
             Inner::Peeked { body } => body.size_hint(),
+            Inner::Limited { body } => body.size_hint(),
             Inner::Empty => SizeHint::with_exact(0),
         }
     }
@@ -167,6 +183,7 @@ where
         match self {
             Inner::Body { body } => body.is_end_stream(),
             Inner::Peeked { body } => body.is_end_stream(),
+            Inner::Limited { body } => body.is_end_stream(),
             Inner::Empty => true,
         }
     }

@@ -9,7 +9,12 @@
 //! * `pick.rs`: the pick (snapshot → policy → gate → in-flight hold) and the bounded wait for
 //!   a ready endpoint when the snapshot has none;
 //! * `body.rs`: [`ResponseBody`], which holds the call's load until the body ends;
-//! * `deadline.rs`: a call's deadline, from its `grpc-timeout` or the default timeout.
+//! * `deadline.rs`: a call's deadline, from its `grpc-timeout` or the default timeout;
+//! * calls whose method has a configuration (gRPC A6 `methodConfig`), off the fast path:
+//!   `configured.rs` (their entry), `replay.rs` (the request kept for further attempts),
+//!   `retry.rs` and `hedge.rs` (the two attempt loops), `attempt.rs` (one attempt and its
+//!   verdict), `peeked.rs` (a response read ahead to its first frame), `message_size.rs`
+//!   (`maxRequestMessageBytes` and `maxResponseMessageBytes`).
 //!
 //! Imports run one way: each file uses only those below it in this list, and the path meets
 //! the control task only in the ready set.
@@ -21,6 +26,7 @@ mod configured;
 mod deadline;
 mod future;
 mod hedge;
+mod message_size;
 mod peeked;
 mod pick;
 mod replay;

@@ -46,6 +46,14 @@ impl Replay {
         &self.head
     }
 
+    /// The body's data, in order.
+    pub(crate) fn data(&self) -> impl Iterator<Item = &Bytes> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Data(data) => Some(data),
+            Piece::Trailers(_) => None,
+        })
+    }
+
     /// The request for an attempt after `previous` others, as body type `B`
     /// (`tonic::body::Body`, as [`buffer`] checked).
     pub(crate) fn request<B: 'static>(&self, previous: u32) -> http::Request<B> {

@@ -110,16 +110,19 @@ impl MethodConfig {
         self
     }
 
-    /// `maxRequestMessageBytes`: kept for the caller to apply with its tonic client's
-    /// `max_encoding_message_size` (messages are encoded above the balancer, which sees only
-    /// HTTP/2 frames).
+    /// `maxRequestMessageBytes`: a request with a larger message fails with
+    /// `RESOURCE_EXHAUSTED` before it is sent. The balancer reads the gRPC message prefixes in
+    /// the request body, so it checks bodies complete at dispatch (unary and server-streaming
+    /// calls, tonic's body type); a streaming request goes out unchecked — its tonic client's
+    /// `max_encoding_message_size` covers it.
     pub fn max_request_message_bytes(mut self, bytes: u32) -> Self {
         self.max_request_bytes = Some(bytes);
         self
     }
 
-    /// `maxResponseMessageBytes`: kept for the caller to apply with its tonic client's
-    /// `max_decoding_message_size`.
+    /// `maxResponseMessageBytes`: a response message larger than this fails the call (or the
+    /// stream, at that message) with `RESOURCE_EXHAUSTED`, as it is read, before any of it
+    /// reaches the caller.
     pub fn max_response_message_bytes(mut self, bytes: u32) -> Self {
         self.max_response_bytes = Some(bytes);
         self

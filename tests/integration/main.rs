@@ -21,6 +21,7 @@ mod health_check;
 mod hedging;
 mod layer4;
 mod limits;
+mod message_size;
 mod outlier;
 mod policies;
 mod retries;
