@@ -11,7 +11,7 @@
 //! * `body.rs`: [`ResponseBody`], which holds the call's load until the body ends;
 //! * `deadline.rs`: a call's deadline, from its `grpc-timeout` or the default timeout;
 //! * calls whose method has a configuration (gRPC A6 `methodConfig`), off the fast path:
-//!   `configured.rs` (their entry), `replay.rs` (the request kept for further attempts),
+//!   `configured.rs` (their entry, and that of calls with message size limits), `replay.rs` (the request kept for further attempts),
 //!   `retry.rs` and `hedge.rs` (the two attempt loops), `attempt.rs` (one attempt and its
 //!   verdict), `peeked.rs` (a response read ahead to its first frame), `message_size.rs`
 //!   (`maxRequestMessageBytes` and `maxResponseMessageBytes`).

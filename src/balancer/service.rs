@@ -12,13 +12,11 @@ use tokio::time::Instant;
 use tower::Service;
 
 use super::body::ResponseBody;
-use super::configured::configured_call;
+use super::configured::{configured_call, limited_call};
 use super::deadline::Deadline;
 use super::future::{Handle, ResponseFuture, call_span};
-use super::message_size::check_request;
 use super::pick::{fresh_seed, pick};
 use crate::error::{BoxError, CallStage, Error};
-use crate::method_config::MethodConfig;
 use crate::policy::{Call, PickState};
 use crate::ready_set::Shared;
 use crate::retry_budget::DEPOSIT_BATCH;
@@ -188,36 +186,14 @@ impl<T: EndpointChannel> Service<http::Request<T::RequestBody>> for Balancer<T> 
     }
 
     #[inline]
-    fn call(&mut self, request: http::Request<T::RequestBody>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<T::RequestBody>) -> Self::Future {
         self.count_call();
         let config = &self.shared.config;
         // One check for balancers without method configs; the rest only for those with.
-        if config.methods.is_empty() {
-            return self.dispatch(request, None);
-        }
-        let method = config.methods.find(request.uri().path()).cloned();
-        let limits = method.as_ref().map_or((None, None), |m| {
-            (
-                m.get_max_request_message_bytes(),
-                m.get_max_response_message_bytes(),
-            )
-        });
-        match limits {
-            (None, None) => self.dispatch(request, method.as_deref()),
-            (to_send, to_receive) => self.dispatch_limited(request, &method, to_send, to_receive),
-        }
-    }
-}
-
-impl<T: EndpointChannel> Balancer<T> {
-    /// A call with its method's config, if any: deadline, retries or hedging, then the pick.
-    #[inline]
-    fn dispatch(
-        &mut self,
-        mut request: http::Request<T::RequestBody>,
-        method: Option<&MethodConfig>,
-    ) -> ResponseFuture<T> {
-        let config = &self.shared.config;
+        let method = match config.methods.is_empty() {
+            true => None,
+            false => config.methods.find(request.uri().path()),
+        };
         let timeout = method.and_then(|m| m.get_timeout()).or(config.timeout);
         let wait_for_ready = method.is_some_and(|m| m.waits_for_ready());
         let policy = method.and_then(|m| m.policy);
@@ -225,6 +201,11 @@ impl<T: EndpointChannel> Balancer<T> {
         if let Some(d) = deadline.as_ref().filter(|d| d.passed_at_once()) {
             let error = d.exceeded_boxed(CallStage::Dispatch);
             return ResponseFuture::failed(error, tracing::Span::none());
+        }
+        if let Some(method) = method.filter(|m| m.has_message_limits()) {
+            let seed = self.pick.rng.next_u64();
+            let method = method.clone();
+            return limited_call(&self.shared, &method, request, seed, deadline);
         }
         if let Some(policy) = policy {
             let seed = self.pick.rng.next_u64();
@@ -262,39 +243,6 @@ impl<T: EndpointChannel> Balancer<T> {
                 let shared = Arc::clone(&*self.shared);
                 let seed = self.pick.rng.next_u64();
                 ResponseFuture::waiting(shared, request, seed, deadline, wait_for_ready, span)
-            }
-        }
-    }
-
-    /// A call to a method with message size limits: a request complete at dispatch is
-    /// checked before it is sent, and the response's messages as they are read.
-    #[cold]
-    fn dispatch_limited(
-        &mut self,
-        request: http::Request<T::RequestBody>,
-        method: &Option<Arc<MethodConfig>>,
-        to_send: Option<u32>,
-        to_receive: Option<u32>,
-    ) -> ResponseFuture<T> {
-        let request = match to_send {
-            None => request,
-            Some(limit) => match check_request(request, limit) {
-                Ok(request) => request,
-                Err(error) => return ResponseFuture::failed(error, tracing::Span::none()),
-            },
-        };
-        let future = self.dispatch(request, method.as_deref());
-        match to_receive {
-            None => future,
-            Some(limit) => {
-                let span = tracing::Span::none();
-                ResponseFuture::boxed(
-                    Box::pin(async move {
-                        let response = future.await?;
-                        Ok(response.map(|body| body.limited(limit)))
-                    }),
-                    span,
-                )
             }
         }
     }

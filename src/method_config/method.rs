@@ -183,6 +183,11 @@ impl MethodConfig {
         }
     }
 
+    /// Whether it limits message sizes (such calls take the boxed path).
+    pub(crate) fn has_message_limits(&self) -> bool {
+        self.max_request_bytes.is_some() || self.max_response_bytes.is_some()
+    }
+
     pub(crate) fn waits_for_ready(&self) -> bool {
         self.wait_for_ready == Some(true)
     }
