@@ -101,9 +101,14 @@ impl Client {
                 password: password.clone(),
             };
             let mut auth = AuthClient::new(client.channel.clone());
+            // etcd answers a wrong name or password with INVALID_ARGUMENT.
             let answer = client
                 .unary(url, "authenticate", auth.authenticate(request))
-                .await?;
+                .await
+                .map_err(|e| match e.kind() {
+                    EtcdErrorKind::Rejected => EtcdError::new(EtcdErrorKind::Auth, e.message()),
+                    _ => e,
+                })?;
             let token = AsciiMetadataValue::try_from(answer.token).map_err(|_| {
                 EtcdError::new(
                     EtcdErrorKind::Auth,
@@ -256,10 +261,13 @@ impl Client {
         self.unary(url, "put", kv.put(request)).await.map(|_| ())
     }
 
-    /// The keep-alive stream of a lease: send a request, read the new TTL.
+    /// The keep-alive stream of a lease, with its first renewal sent: send a request, read the
+    /// new TTL. (etcd sends the response headers with the first answer, so the call returns only
+    /// once a request is on its way.)
     pub(crate) async fn keep_alive(
         &self,
         url: &str,
+        id: i64,
     ) -> Result<
         (
             mpsc::Sender<LeaseKeepAliveRequest>,
@@ -268,6 +276,8 @@ impl Client {
         EtcdError,
     > {
         let (tx, rx) = mpsc::channel(4);
+        // The channel has room: this cannot fail.
+        let _ = tx.try_send(LeaseKeepAliveRequest { id });
         let request = self.request(receiver_stream(rx));
         let mut lease = self.lease();
         let stream = self

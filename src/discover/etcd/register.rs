@@ -103,12 +103,13 @@ impl RegistrationBuilder {
             settings.prefix,
             self.key.unwrap_or_else(|| self.addr.to_string())
         );
-        let value = serde_json::json!({
-            "Op": 0,
-            "Addr": self.addr.to_string(),
-            "Metadata": self.metadata,
-        })
-        .to_string()
+        // Byte for byte what Go's endpoints manager writes (json.Marshal of its Update: fields
+        // in declaration order).
+        let value = format!(
+            r#"{{"Op":0,"Addr":{},"Metadata":{}}}"#,
+            Value::String(self.addr.to_string()),
+            self.metadata
+        )
         .into_bytes();
         let inner = Arc::new(Inner {
             settings,
@@ -184,7 +185,8 @@ impl Inner {
     /// Renews the lease every third of its TTL until a fault, or until etcd says it is gone.
     async fn renew(&self, client: &Client, failures: &mut u32) -> Renewal {
         let url = &self.settings.endpoints[client.member];
-        let (tx, mut responses) = match client.keep_alive(url).await {
+        let mut id = self.lease.load(Ordering::Relaxed);
+        let (tx, mut responses) = match client.keep_alive(url, id).await {
             Ok(stream) => stream,
             Err(e) => return Renewal::Failed(e),
         };
@@ -192,15 +194,20 @@ impl Inner {
             .max(Duration::from_millis(300));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is now: that renewal was sent with the call
+        let mut first = true;
         loop {
-            tick.tick().await;
-            let id = self.lease.load(Ordering::Relaxed);
-            if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
-                return Renewal::Failed(EtcdError::new(
-                    EtcdErrorKind::Unreachable,
-                    format!("{url}: the keep-alive stream closed"),
-                ));
+            if !first {
+                tick.tick().await;
+                id = self.lease.load(Ordering::Relaxed);
+                if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                    return Renewal::Failed(EtcdError::new(
+                        EtcdErrorKind::Unreachable,
+                        format!("{url}: the keep-alive stream closed"),
+                    ));
+                }
             }
+            first = false;
             let answer = tokio::time::timeout(client.request_timeout(), responses.message()).await;
             match answer {
                 Ok(Ok(Some(answer))) if answer.ttl > 0 => *failures = 0,
