@@ -7,7 +7,8 @@ use std::time::Duration;
 use tower_lb::discover::etcd::Etcd;
 use tower_lb_testkit::TestServer;
 
-use crate::common::{balancer, fast_backoff, load, wait_ready, wait_until};
+use crate::common::{balancer, fast_backoff, wait_until};
+use crate::load::{load, wait_ready};
 use crate::server::Members;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,7 @@
-//! Shared by the etcd tests: a watcher that applies a discovery stream to a map, callers that
-//! count every call's outcome, bounded waits.
+//! Shared by the etcd tests: a watcher that applies a discovery stream to a map, bounded waits.
+//! Callers and the wait for ready endpoints are the DNS tests' (`load`).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,8 +11,6 @@ use tokio::time::Instant;
 use tower_lb::discover::etcd::{EtcdDiscovery, EtcdError, EtcdErrorKind};
 use tower_lb::discover::{Change, Endpoint};
 use tower_lb::{Backoff, Balancer};
-use tower_lb_testkit::pb::EchoRequest;
-use tower_lb_testkit::pb::echo_client::EchoClient;
 
 /// Quick reconnection for tests.
 pub fn fast_backoff() -> Backoff {
@@ -108,65 +105,6 @@ impl Drop for Watcher {
     }
 }
 
-/// Callers that call until stopped (bounded), counting successes and failures.
-pub struct Load {
-    stop: Arc<AtomicBool>,
-    pub ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    tasks: Vec<JoinHandle<Vec<String>>>,
-}
-
-pub fn load(balancer: &Balancer, callers: usize) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let tasks = (0..callers)
-        .map(|_| {
-            let mut client = EchoClient::new(balancer.clone());
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            tokio::spawn(async move {
-                let mut errors = Vec::new();
-                for _ in 0..1_000_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let request = EchoRequest {
-                        message: "hi".into(),
-                        stream_count: 0,
-                    };
-                    match client.unary(request).await {
-                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(status) => {
-                            errors.push(status.to_string());
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-                errors
-            })
-        })
-        .collect();
-    Load {
-        stop,
-        ok,
-        failed,
-        tasks,
-    }
-}
-
-impl Load {
-    /// Stops the callers and returns (successful calls, failure messages).
-    pub async fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut errors = Vec::new();
-        for task in self.tasks {
-            errors.extend(task.await.expect("caller task"));
-        }
-        assert_eq!(self.failed.load(Ordering::Relaxed), errors.len());
-        (self.ok.load(Ordering::Relaxed), errors)
-    }
-}
-
 /// A balancer that reconnects fast.
 pub fn balancer(discovery: EtcdDiscovery) -> Balancer {
     Balancer::builder()
@@ -177,16 +115,4 @@ pub fn balancer(discovery: EtcdDiscovery) -> Balancer {
         )
         .build(discovery)
         .expect("balancer")
-}
-
-pub async fn wait_ready(balancer: &Balancer, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while balancer.ready_len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "never {n} ready endpoints: {:?}",
-            balancer.snapshot().endpoints
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tower_lb::discover::etcd::Etcd;
 use tower_lb_testkit::TestServer;
 
-use crate::common::{balancer, fast_backoff, load, wait_ready, wait_until};
+use crate::common::{balancer, fast_backoff, wait_until};
+use crate::load::{load, wait_ready};
 use crate::server::Members;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,11 +70,8 @@ async fn a_server_whose_lease_expires_leaves_the_set_without_failed_calls() {
     })
     .await;
     let calls_on_gone = servers[2].calls();
-    let ok_then = load.ok.load(std::sync::atomic::Ordering::Relaxed);
-    wait_until(10, "more calls after it left", || {
-        load.ok.load(std::sync::atomic::Ordering::Relaxed) > ok_then + 200
-    })
-    .await;
+    let ok_then = load.ok();
+    wait_until(10, "more calls after it left", || load.ok() > ok_then + 200).await;
     let (ok, errors) = load.finish().await;
     assert!(errors.is_empty(), "failed calls: {errors:?}");
     assert!(ok > 200);

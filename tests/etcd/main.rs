@@ -7,6 +7,8 @@
 //! fail and say to install them (`.ci/run` does).
 
 mod common;
+#[path = "../dns/load.rs"]
+mod load;
 mod proxy;
 mod server;
 
