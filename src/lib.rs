@@ -122,6 +122,7 @@
 //! | `dns` | on | [`discover::dns`][dns-module]: SRV and A/AAAA discovery re-resolved on the TTL (hickory-resolver) |
 //! | `health` | on | active `grpc.health.v1` checks, [`health::HealthCheck`][health-check] (tonic-health) |
 //! | `service-config` | on | [`service_config::ServiceConfig`][service-config]: gRPC service config JSON onto the builder (serde_json) |
+//! | `etcd` | off | [`discover::etcd`][etcd-module]: a key prefix watched on etcd (Go naming convention), registration with leases (prost, tonic's channel with rustls/ring, serde_json) |
 //! | `metrics` | off | [`metrics::Metrics`][metrics-type]: export through the `metrics` facade |
 //! | `tls` | off | [`tls::ClientTls`][client-tls] for `transport::Http2Connector::tls`: TLS and mTLS to endpoints with rustls (ring), the server name from discovery or configuration, never the IP |
 //!
@@ -142,6 +143,11 @@
 #![cfg_attr(
     not(feature = "dns"),
     doc = "[dns-module]: https://docs.rs/tower-lb/latest/tower_lb/discover/dns/index.html"
+)]
+#![cfg_attr(feature = "etcd", doc = "[etcd-module]: discover::etcd")]
+#![cfg_attr(
+    not(feature = "etcd"),
+    doc = "[etcd-module]: https://docs.rs/tower-lb/latest/tower_lb/discover/etcd/index.html"
 )]
 #![cfg_attr(
     feature = "service-config",

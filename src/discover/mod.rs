@@ -12,10 +12,17 @@
 //!   that fails keeps the last good set. A stream that ends keeps the last set for good.
 //!
 //! [`dns`][dns-module] (feature `dns`, on by default) resolves SRV or A/AAAA records on their TTL and
-//! sends only what changed. [`subset`](subset::subset) wraps any of them so that a client of a
-//! large fleet connects to a bounded, stable part of it.
+//! sends only what changed. [`etcd`][etcd-module] (feature `etcd`) watches a key prefix on
+//! an etcd cluster (etcd's Go naming convention by default) and registers servers with leases.
+//! [`subset`](subset::subset) wraps any of them so that a client of a large fleet connects to
+//! a bounded, stable part of it.
 //!
 // Links to items behind a feature: the item when the feature is on, else its docs.rs page.
+#![cfg_attr(feature = "etcd", doc = "[etcd-module]: etcd")]
+#![cfg_attr(
+    not(feature = "etcd"),
+    doc = "[etcd-module]: https://docs.rs/tower-lb/latest/tower_lb/discover/etcd/index.html"
+)]
 #![cfg_attr(feature = "dns", doc = "[dns-module]: dns")]
 #![cfg_attr(
     not(feature = "dns"),
@@ -26,6 +33,8 @@ mod change;
 #[cfg(feature = "dns")]
 pub mod dns;
 mod endpoint;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod static_list;
 pub mod subset;
 

@@ -2,11 +2,8 @@
 //! removed from DNS drains its server with no failed call; a DNS server that dies, or answers
 //! SERVFAIL, for the rest of the test loses no endpoint and no call.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower_lb::discover::dns::Dns;
 use tower_lb::{Backoff, Balancer};
@@ -16,6 +13,7 @@ use tower_lb_testkit::pb::echo_client::EchoClient;
 
 use crate::common::fast;
 use crate::knot::{Knot, Zone};
+use crate::load::{load, wait_ready};
 
 const NAME: &str = "_grpc._tcp.echo.lb.test.";
 
@@ -43,77 +41,6 @@ fn balancer(knot: &Knot) -> Balancer {
         )
         .build(fast(Dns::srv(NAME), knot.addr()).build().unwrap())
         .unwrap()
-}
-
-async fn wait_ready(balancer: &Balancer, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while balancer.ready_len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "never {n} ready endpoints: {:?}",
-            balancer.snapshot().endpoints
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Callers that call until stopped (bounded), counting successes and failures.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    tasks: Vec<JoinHandle<Vec<String>>>,
-}
-
-fn load(balancer: &Balancer, callers: usize) -> Load {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let tasks = (0..callers)
-        .map(|_| {
-            let mut client = EchoClient::new(balancer.clone());
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            tokio::spawn(async move {
-                let mut errors = Vec::new();
-                for _ in 0..100_000 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let request = EchoRequest {
-                        message: "hi".into(),
-                        stream_count: 0,
-                    };
-                    match client.unary(request).await {
-                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                        Err(status) => {
-                            errors.push(status.to_string());
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-                errors
-            })
-        })
-        .collect();
-    Load {
-        stop,
-        ok,
-        failed,
-        tasks,
-    }
-}
-
-impl Load {
-    /// Stops the callers and returns (successful calls, failure messages).
-    async fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut errors = Vec::new();
-        for task in self.tasks {
-            errors.extend(task.await.expect("caller task"));
-        }
-        assert_eq!(self.failed.load(Ordering::Relaxed), errors.len());
-        (self.ok.load(Ordering::Relaxed), errors)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 mod common;
 mod fault_server;
 mod knot;
+mod load;
 
 mod balancer;
 mod faults;
