@@ -198,12 +198,15 @@ mod limits;
 pub mod method_config;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod orca;
 mod picker;
 mod policy;
 mod ready_set;
 mod registry;
 mod retry_budget;
 mod router;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "service-config")]
 pub mod service_config;
 mod status;
