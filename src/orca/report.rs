@@ -231,9 +231,10 @@ fn skip(buf: &mut &[u8], wire: u8) -> Result<(), DecodeError> {
 }
 
 #[cfg(test)]
-// Reports are built field by field, as a user outside the crate must (`#[non_exhaustive]`).
-#[allow(clippy::field_reassign_with_default)]
 mod tests {
+    // Reports are built field by field, as a user outside the crate must (`#[non_exhaustive]`).
+    #![allow(clippy::field_reassign_with_default)]
+
     use super::*;
 
     #[test]

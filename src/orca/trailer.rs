@@ -52,9 +52,10 @@ pub(crate) fn to_header_value(report: &LoadReport) -> http::HeaderValue {
 }
 
 #[cfg(test)]
-// Reports are built field by field, as a user outside the crate must (`#[non_exhaustive]`).
-#[allow(clippy::field_reassign_with_default)]
 mod tests {
+    // Reports are built field by field, as a user outside the crate must (`#[non_exhaustive]`).
+    #![allow(clippy::field_reassign_with_default)]
+
     use super::*;
 
     #[test]

@@ -65,6 +65,8 @@ pub(crate) struct Registry<C: Connector> {
     pub(super) rng: SmallRng,
     /// When the next ready set may go out.
     pub(super) publish: Pacer,
+    /// When weighted round robin next recomputes its weights (a publish rebuilds the plan).
+    pub(super) reweigh_at: Option<Instant>,
 }
 
 /// The receiving ends the control loop reads.
@@ -95,6 +97,9 @@ impl<C: Connector> Registry<C> {
             health.breaker,
             signals_tx.clone(),
         ));
+        let reweigh_at = policy
+            .wrr_settings()
+            .map(|w| Instant::now() + w.update_period());
         let registry = Registry {
             dialer: Arc::new(Dialer {
                 connector,
@@ -120,6 +125,7 @@ impl<C: Connector> Registry<C> {
             stay_on: None,
             rng: SmallRng::seed_from_u64(now_ns()),
             publish: Pacer::default(),
+            reweigh_at,
         };
         (registry, Inbox { events, signals })
     }
@@ -210,6 +216,10 @@ impl<C: Connector> Registry<C> {
                 };
                 entry.last_error = None;
                 entry.check.start(check, &state);
+                if let Some(reported) = &state.reported {
+                    // A58: a weight is used again only after a new blackout period.
+                    reported.became_ready();
+                }
                 entry.channel = Some(channel);
                 true
             }
@@ -266,6 +276,13 @@ impl<C: Connector> Registry<C> {
             self.ramp_at = None;
             dirty = true;
         }
+        if let (Some(at), Some(wrr)) = (self.reweigh_at, self.policy.wrr_settings())
+            && now >= at
+        {
+            // The publish this causes rebuilds the schedule from the reported weights.
+            self.reweigh_at = Some(now + wrr.update_period());
+            dirty |= !self.entries.is_empty();
+        }
         dirty
     }
 
@@ -285,6 +302,7 @@ impl<C: Connector> Registry<C> {
             .into_iter()
             .chain(returns)
             .chain(self.ramp_at)
+            .chain(self.reweigh_at)
             .chain(self.publish.due(Instant::now()))
             .min()
     }

@@ -21,6 +21,7 @@ mod health_check;
 mod hedging;
 mod layer4;
 mod limits;
+mod orca;
 mod outlier;
 mod policies;
 mod retries;
