@@ -152,10 +152,12 @@ impl Echo for Capacity {
             .acquire()
             .await
             .map_err(|_| Status::unavailable("closed"))?;
-        let started = Instant::now();
+        // Slot-time counts even for a call its client cancels mid-work.
+        let _busy = Busy {
+            shared: &self.shared,
+            started: Instant::now(),
+        };
         tokio::time::sleep(self.shared.work).await;
-        let busy = started.elapsed().as_nanos() as u64;
-        self.shared.busy_ns.fetch_add(busy, Ordering::Relaxed);
         self.shared.calls.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(EchoReply {
             message: request.into_inner().message,
@@ -188,6 +190,19 @@ impl Echo for Capacity {
         _: Request<EchoRequest>,
     ) -> Result<Response<Self::ServerStreamStream>, Status> {
         Err(Status::unimplemented("unary only"))
+    }
+}
+
+/// Adds the time a call held its slot, when it lets go of it.
+struct Busy<'a> {
+    shared: &'a Shared,
+    started: Instant,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let busy = self.started.elapsed().as_nanos() as u64;
+        self.shared.busy_ns.fetch_add(busy, Ordering::Relaxed);
     }
 }
 
