@@ -204,12 +204,15 @@ mod limits;
 pub mod method_config;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod orca;
 mod picker;
 mod policy;
 mod ready_set;
 mod registry;
 mod retry_budget;
 mod router;
+#[cfg(feature = "server")]
+pub mod server;
 #[cfg(feature = "service-config")]
 pub mod service_config;
 mod status;
@@ -226,10 +229,10 @@ pub use layer::BalanceLayer;
 pub use layer4::{BalancedStream, TcpBalancer};
 pub use limits::Limits;
 pub use picker::Picker;
-pub use policy::{HashKey, Policy, RequestHead, hash_bytes};
+pub use policy::{HashKey, Policy, RequestHead, WeightedRoundRobin, hash_bytes};
 pub use retry_budget::RetryBudget;
 pub use router::Router;
-pub use status::{EndpointStatus, Snapshot};
+pub use status::{EndpointStatus, ServerLoad, Snapshot};
 pub use time::Backoff;
 
 // The README's code blocks run as doctests, so its first program has to compile (the snippets

@@ -18,6 +18,11 @@
 //! | `tower_lb_endpoint_ready` | gauge | `balancer`, `endpoint` | 1 while it takes calls |
 //! | `tower_lb_endpoint_health` | gauge | `balancer`, `endpoint`, `state` | 1 for its state: `healthy`, `ejected`, `not_serving`, `checking`; 0 for the others |
 //! | `tower_lb_breaker_state` | gauge | `balancer`, `endpoint`, `state` | 1 for its state: `closed`, `open`, `half_open`; 0 for the others |
+//! | `tower_lb_server_utilization` | gauge | `balancer`, `endpoint` | the utilisation its server last reported (ORCA; only under [`weighted_round_robin`](crate::Policy::weighted_round_robin)) |
+//! | `tower_lb_server_qps` | gauge | `balancer`, `endpoint` | the requests per second its server last reported (ORCA) |
+//! | `tower_lb_server_weight` | gauge | `balancer`, `endpoint` | its weighted-round-robin weight from those reports (0: none yet) |
+//! | `tower_lb_load_reports_total` | counter | `balancer`, `endpoint` | ORCA load reports read |
+//! | `tower_lb_load_reports_rejected_total` | counter | `balancer`, `endpoint` | ORCA load reports ignored (undecodable, NaN or negative values, endpoint gone) |
 //! | `tower_lb_endpoints` | gauge | `balancer` | endpoints discovered |
 //! | `tower_lb_ready_endpoints` | gauge | `balancer` | endpoints that take calls |
 //! | `tower_lb_panic_mode` | gauge | `balancer` | 1 while in panic mode |
@@ -171,7 +176,7 @@ impl Exporter {
         self.retries_throttled.absolute(snapshot.retries_throttled);
         for (status, (state, _)) in snapshot.endpoints.iter().zip(all) {
             let (_, metrics) = self.endpoints.entry(status.key.clone()).or_insert_with(|| {
-                let metrics = EndpointMetrics::register(&self.name, &status.key);
+                let metrics = EndpointMetrics::register(&self.name, status);
                 (state.clone(), metrics)
             });
             metrics.set(status);
@@ -226,10 +231,22 @@ struct EndpointMetrics {
     ready: Gauge,
     health: [Gauge; HEALTH_STATES.len()],
     breaker: [Gauge; BREAKER_STATES.len()],
+    /// Under a policy that reads ORCA load reports.
+    server: Option<ServerMetrics>,
+}
+
+/// One endpoint's handles for what its server reports.
+struct ServerMetrics {
+    utilization: Gauge,
+    qps: Gauge,
+    weight: Gauge,
+    reports: Counter,
+    rejected: Counter,
 }
 
 impl EndpointMetrics {
-    fn register(balancer: &str, key: &Key) -> Self {
+    fn register(balancer: &str, status: &EndpointStatus) -> Self {
+        let key = &status.key;
         let labels = || {
             vec![
                 Label::new("balancer", balancer.to_owned()),
@@ -250,6 +267,13 @@ impl EndpointMetrics {
             ready: gauge!("tower_lb_endpoint_ready", labels()),
             health: HEALTH_STATES.map(|(_, s)| gauge!("tower_lb_endpoint_health", state(s))),
             breaker: BREAKER_STATES.map(|(_, s)| gauge!("tower_lb_breaker_state", state(s))),
+            server: status.server_load.as_ref().map(|_| ServerMetrics {
+                utilization: gauge!("tower_lb_server_utilization", labels()),
+                qps: gauge!("tower_lb_server_qps", labels()),
+                weight: gauge!("tower_lb_server_weight", labels()),
+                reports: counter!("tower_lb_load_reports_total", labels()),
+                rejected: counter!("tower_lb_load_reports_rejected_total", labels()),
+            }),
         }
     }
 
@@ -266,6 +290,13 @@ impl EndpointMetrics {
         for (gauge, (breaker, _)) in self.breaker.iter().zip(BREAKER_STATES) {
             gauge.set(f64::from(u8::from(s.breaker == breaker)));
         }
+        if let (Some(m), Some(load)) = (&self.server, &s.server_load) {
+            m.utilization.set(load.report.application_utilization);
+            m.qps.set(load.report.rps_fractional);
+            m.weight.set(load.weight);
+            m.reports.absolute(load.reports);
+            m.rejected.absolute(load.rejected);
+        }
     }
 
     /// Gone from discovery: its final counts; no calls in flight, not ready, in no state.
@@ -277,6 +308,9 @@ impl EndpointMetrics {
         self.ready.set(0.0);
         for gauge in self.health.iter().chain(&self.breaker) {
             gauge.set(0.0);
+        }
+        if let Some(m) = &self.server {
+            m.weight.set(0.0);
         }
     }
 }
@@ -309,6 +343,23 @@ fn describe() {
     describe_gauge!(
         "tower_lb_breaker_state",
         "1 for the state of the endpoint's circuit breaker (closed, open, half_open)"
+    );
+    describe_gauge!(
+        "tower_lb_server_utilization",
+        "Utilisation the endpoint's server last reported (ORCA)"
+    );
+    describe_gauge!(
+        "tower_lb_server_qps",
+        "Requests per second the endpoint's server last reported (ORCA)"
+    );
+    describe_gauge!(
+        "tower_lb_server_weight",
+        "Weighted round robin's weight for the endpoint from its load reports"
+    );
+    describe_counter!("tower_lb_load_reports_total", "ORCA load reports read");
+    describe_counter!(
+        "tower_lb_load_reports_rejected_total",
+        "ORCA load reports ignored as undecodable, insane or late"
     );
     describe_gauge!("tower_lb_endpoints", "Endpoints discovered");
     describe_gauge!("tower_lb_ready_endpoints", "Endpoints that take calls");

@@ -12,6 +12,8 @@ use crate::discover::{Endpoint, Key};
 use crate::endpoint::{ConnectionState, EndpointState};
 use crate::error::Unready;
 use crate::health::{BreakerState, Health};
+use crate::orca::LoadReport;
+use crate::policy::WeightedRoundRobin;
 use crate::ready_set::{ReadySet, Shared};
 use crate::retry_budget::BudgetTotals;
 use crate::time::now_ns;
@@ -89,7 +91,14 @@ impl Snapshot {
             .peak_ewma()
             .unwrap_or_default()
             .decay_ns();
-        let mut snapshot = Snapshot::read(set, decay, shared.waiting.len(), shared.budget.totals());
+        let wrr = shared.config.policy.wrr_settings();
+        let mut snapshot = Snapshot::read(
+            set,
+            decay,
+            wrr,
+            shared.waiting.len(),
+            shared.budget.totals(),
+        );
         let attempts = &shared.attempts;
         snapshot.configured_retries = attempts.retries.load(Relaxed);
         snapshot.hedged_attempts = attempts.hedges.load(Relaxed);
@@ -97,7 +106,13 @@ impl Snapshot {
         snapshot
     }
 
-    fn read<T>(set: &ReadySet<T>, decay_ns: f64, waiting: usize, budget: BudgetTotals) -> Self {
+    fn read<T>(
+        set: &ReadySet<T>,
+        decay_ns: f64,
+        wrr: Option<WeightedRoundRobin>,
+        waiting: usize,
+        budget: BudgetTotals,
+    ) -> Self {
         let now = now_ns();
         let mut ready = set.ready.iter().map(|e| &*e.state).peekable();
         let endpoints = set
@@ -108,7 +123,9 @@ impl Snapshot {
                 let published = ready.next_if(|r| std::ptr::eq(*r, &**state)).is_some();
                 // A failing call ejects at once (the gate); the set is republished after.
                 let is_ready = published && !state.gate.is_ejected();
-                EndpointStatus::read(state, endpoint, is_ready, now, decay_ns)
+                let mut status = EndpointStatus::read(state, endpoint, is_ready, now, decay_ns);
+                status.server_load = ServerLoad::read(state, wrr, now);
+                status
             })
             .collect::<Vec<_>>();
         let ready = endpoints.iter().filter(|e| e.ready).count();
@@ -167,6 +184,45 @@ pub struct EndpointStatus {
     pub health: Health,
     /// The endpoint's circuit breaker.
     pub breaker: BreakerState,
+    /// What its server reports about its load (ORCA), under a policy that reads the reports
+    /// ([`Policy::weighted_round_robin`](crate::Policy::weighted_round_robin)); `None` under
+    /// the others.
+    pub server_load: Option<ServerLoad>,
+}
+
+/// What an endpoint's server last said about its load, in the ORCA trailer of a call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ServerLoad {
+    /// The last report read (its utilisation in `application_utilization`: the one
+    /// weighted round robin uses, the application's when sent, else the CPU's).
+    pub report: LoadReport,
+    /// Reports read.
+    pub reports: u64,
+    /// Reports ignored: not decodable, NaN or negative values, or from an endpoint that had
+    /// left.
+    pub rejected: u64,
+    /// How long since the last report that gave a weight (utilisation and QPS above 0).
+    pub since_last_usable: Option<Duration>,
+    /// The weight weighted round robin gives it now, before the mean fills in for endpoints
+    /// without one and before clamping: 0 while it has none (no usable report, blackout,
+    /// expired).
+    pub weight: f64,
+}
+
+impl ServerLoad {
+    fn read(state: &EndpointState, wrr: Option<WeightedRoundRobin>, now: u64) -> Option<Self> {
+        let reported = state.reported.as_deref()?;
+        let totals = reported.totals(now);
+        let weight = wrr.map_or(0.0, |w| w.weight_of(reported, now));
+        Some(ServerLoad {
+            report: totals.report,
+            reports: totals.reports,
+            rejected: totals.rejected,
+            since_last_usable: totals.age_ns.map(Duration::from_nanos),
+            weight,
+        })
+    }
 }
 
 impl EndpointStatus {
@@ -193,6 +249,7 @@ impl EndpointStatus {
             ejections: state.counters.ejections.load(Relaxed),
             health: state.health(),
             breaker: state.gate.breaker(),
+            server_load: None,
         }
     }
 }

@@ -1,12 +1,21 @@
-//! Generates the Echo and interop (`grpc.testing`) clients and servers with protox (no
-//! `protoc` needed), and etcd's v3 client (`proto/etcd/rpc.proto`) into `OUT_DIR/etcd/`,
-//! which `tests/etcd_proto.rs` compares with the copy tower-lb checks in.
+//! Generates the Echo and interop (`grpc.testing`) clients and servers and the ORCA load
+//! report message (`xds.data.orca.v3`) with protox (no `protoc` needed), and etcd's v3 client
+//! (`proto/etcd/rpc.proto`) into `OUT_DIR/etcd/`, which `tests/etcd_proto.rs` compares with
+//! the copy tower-lb checks in.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/echo.proto");
     println!("cargo:rerun-if-changed=proto/interop/test.proto");
     println!("cargo:rerun-if-changed=proto/etcd/rpc.proto");
-    let fds = protox::compile(["echo.proto", "interop/test.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=proto/xds/data/orca/v3/orca_load_report.proto");
+    let fds = protox::compile(
+        [
+            "echo.proto",
+            "interop/test.proto",
+            "xds/data/orca/v3/orca_load_report.proto",
+        ],
+        ["proto"],
+    )?;
     tonic_prost_build::configure().compile_fds(fds)?;
 
     // tower-lb's etcd client: calls only, no server, no `connect` (tower-lb builds its own

@@ -71,6 +71,10 @@ impl InFlight {
         self.http = outcome::from_http(status);
         if let Some(code) = grpc_status(headers) {
             self.outcome = Some(code);
+            // Trailers-only: the load report, if any, is here too.
+            if let Some(reported) = self.state.reported.as_deref() {
+                reported.on_trailers(headers, &self.state.key);
+            }
         }
     }
 
@@ -100,6 +104,9 @@ impl InFlight {
     pub(crate) fn on_trailers(&mut self, trailers: &HeaderMap) {
         if let Some(code) = grpc_status(trailers) {
             self.outcome = Some(code);
+        }
+        if let Some(reported) = self.state.reported.as_deref() {
+            reported.on_trailers(trailers, &self.state.key);
         }
     }
 

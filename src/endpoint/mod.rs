@@ -9,7 +9,9 @@
 //! * `gate.rs`: whether the picker may give it a call (ejection, breaker, concurrency cap);
 //! * `in_flight.rs`: [`InFlight`], a call's hold, from dispatch to the end of the body;
 //! * `passive.rs`: what a finished call's outcome does to its endpoint (passive health);
-//! * `counters.rs`: each endpoint's finished calls, and the balancer's ejection cap.
+//! * `counters.rs`: each endpoint's finished calls, and the balancer's ejection cap;
+//! * `reported.rs`: what its server reports about its own load (ORCA), for the policies that
+//!   read it.
 //!
 //! Everything here is atomics and plain data: the request path never locks.
 
@@ -19,6 +21,7 @@ mod in_flight;
 mod load;
 mod passive;
 mod ready;
+mod reported;
 mod state;
 
 pub(crate) use gate::Entry;
@@ -26,5 +29,6 @@ pub(crate) use in_flight::InFlight;
 pub(crate) use load::EwmaClock;
 pub use load::PeakEwma;
 pub(crate) use ready::ReadyEndpoint;
+pub(crate) use reported::ReportedLoad;
 pub use state::ConnectionState;
 pub(crate) use state::{EndpointDefaults, EndpointState, Passive, Signal};

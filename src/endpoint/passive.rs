@@ -128,6 +128,7 @@ mod tests {
             total_in_flight: None,
             max_in_flight: None,
             passive,
+            reported_penalty: None,
         };
         let addr = "127.0.0.1:1".parse().unwrap();
         Arc::new(EndpointState::new(

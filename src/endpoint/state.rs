@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::counters::{CallCounters, EjectionCap};
 use super::gate::Gate;
 use super::load::Load;
+use super::reported::ReportedLoad;
 use crate::discover::Key;
 use crate::health::{CircuitBreaker, Failures, Health};
 
@@ -69,6 +70,8 @@ pub(crate) struct EndpointState {
     pub(crate) probing: AtomicBool,
     /// The balancer-wide count of calls in flight, when the policy needs it (bounded loads).
     total_in_flight: Option<Arc<AtomicU64>>,
+    /// What the server reports about its load, when the policy reads it (ORCA).
+    pub(crate) reported: Option<Box<ReportedLoad>>,
 }
 
 /// What every endpoint of one balancer is created with.
@@ -78,6 +81,8 @@ pub(crate) struct EndpointDefaults {
     pub(crate) total_in_flight: Option<Arc<AtomicU64>>,
     pub(crate) max_in_flight: Option<u32>,
     pub(crate) passive: Arc<Passive>,
+    /// For a policy that reads ORCA reports: A58's `errorUtilizationPenalty`.
+    pub(crate) reported_penalty: Option<f64>,
 }
 
 impl EndpointState {
@@ -93,6 +98,9 @@ impl EndpointState {
             checked: AtomicU8::new(Health::Healthy as u8),
             probing: AtomicBool::new(false),
             total_in_flight: defaults.total_in_flight.clone(),
+            reported: defaults
+                .reported_penalty
+                .map(|penalty| Box::new(ReportedLoad::new(penalty))),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::consistent::{Hashing, TableConfig};
 use super::hash_key::HashKey;
+use super::weighted_round_robin::WeightedRoundRobin;
 use super::{maglev, ring};
 use crate::endpoint::{EndpointDefaults, Passive, PeakEwma};
 use crate::error::Error;
@@ -22,6 +23,7 @@ use crate::time::now_ns;
 /// | [`least_loaded`](Policy::least_loaded) | O(n) | the endpoint with the fewest in flight per weight ("least connections") |
 /// | [`pick_first`](Policy::pick_first) | O(1) | every call to one endpoint, the first usable in a stable order, until it goes |
 /// | [`round_robin`](Policy::round_robin) | O(1) | smooth weighted round robin (nginx): shares follow weights, no bursts |
+/// | [`weighted_round_robin`](Policy::weighted_round_robin) | O(1) | smooth weighted round robin by the servers' ORCA load reports (gRPC A58) |
 /// | [`weighted_random`](Policy::weighted_random) | O(log n) | random, with probability weight / total |
 /// | [`ring_hash`](Policy::ring_hash) | O(1) expected | the request's key on a hash ring (virtual nodes ∝ weight) |
 /// | [`maglev`](Policy::maglev) | O(1) | the request's key in a Maglev table (slots ∝ weight) |
@@ -43,6 +45,9 @@ pub struct Policy {
     /// The policy, or for a hashing policy the one for requests without a key.
     pub(crate) kind: Kind,
     pub(crate) hashing: Option<Arc<Hashing>>,
+    /// Weighted round robin's settings, beside the kind (as hashing is) so `Kind` stays
+    /// small for every other policy's pick.
+    pub(crate) wrr: Option<Arc<WeightedRoundRobin>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +61,8 @@ pub(crate) enum Kind {
         salt: Option<u64>,
     },
     RoundRobin,
+    /// Round robin weighted by ORCA load reports (gRPC A58); settings in `Policy::wrr`.
+    WeightedRoundRobin,
     WeightedRandom,
 }
 
@@ -160,6 +167,25 @@ impl Policy {
     /// Smooth weighted round robin.
     pub fn round_robin() -> Self {
         Policy::of(Kind::RoundRobin)
+    }
+
+    /// Weighted round robin by the servers' own load reports, as gRPC A58's
+    /// `weighted_round_robin`: each endpoint's weight is `qps / (utilization + eps/qps ×
+    /// penalty)` from the ORCA report (`endpoint-load-metrics-bin`) in its calls' trailers —
+    /// what a server with [`OrcaLayer`](https://docs.rs/tower-lb/latest/tower_lb/server/struct.OrcaLayer.html)
+    /// (feature `server`) or any gRPC server with ORCA sends. The weights are recomputed every
+    /// [`weight_update_period`](WeightedRoundRobin::weight_update_period) by the control task,
+    /// so a pick costs what a round-robin pick costs. Endpoints without a usable weight (no
+    /// report yet, within the blackout period, expired) are scheduled at the mean weight;
+    /// with fewer than two weights known, this is plain round robin. Discovery's weights are
+    /// not used (as in A58).
+    ///
+    /// Only this policy reads the trailers: with any other, calls do not look for reports.
+    pub fn weighted_round_robin(config: WeightedRoundRobin) -> Self {
+        Policy {
+            wrr: Some(Arc::new(config)),
+            ..Policy::of(Kind::WeightedRoundRobin)
+        }
     }
 
     /// Weighted random.
@@ -287,6 +313,7 @@ impl Policy {
     /// replaces the policy.
     pub fn fallback(mut self, fallback: Policy) -> Self {
         self.kind = fallback.kind;
+        self.wrr = fallback.wrr;
         self
     }
 
@@ -294,12 +321,14 @@ impl Policy {
         Policy {
             kind,
             hashing: None,
+            wrr: None,
         }
     }
 
     fn hashing(key: HashKey, table: TableConfig) -> Self {
         Policy {
             kind: Policy::default().kind,
+            wrr: None,
             hashing: Some(Arc::new(Hashing {
                 key,
                 table,
@@ -324,7 +353,7 @@ impl Policy {
 
     /// The policy's name, as the call spans and metrics show it: `p2c_peak_ewma`,
     /// `p2c_in_flight`, `least_request` (k > 2), `least_loaded`, `pick_first`, `round_robin`,
-    /// `weighted_random`, `ring_hash` or
+    /// `weighted_round_robin`, `weighted_random`, `ring_hash` or
     /// `maglev` (a hashing policy is named after its table, with or without bounded loads).
     ///
     /// ```
@@ -344,6 +373,7 @@ impl Policy {
             (None, Kind::LeastLoaded) => "least_loaded",
             (None, Kind::PickFirst { .. }) => "pick_first",
             (None, Kind::RoundRobin) => "round_robin",
+            (None, Kind::WeightedRoundRobin) => "weighted_round_robin",
             (None, Kind::WeightedRandom) => "weighted_random",
         }
     }
@@ -362,6 +392,15 @@ impl Policy {
             total_in_flight: bounded.then(|| Arc::new(AtomicU64::new(0))),
             max_in_flight,
             passive,
+            reported_penalty: self.wrr_settings().map(|w| w.penalty),
+        }
+    }
+
+    /// The weighted-round-robin settings, if the policy reads ORCA load reports.
+    pub(crate) fn wrr_settings(&self) -> Option<WeightedRoundRobin> {
+        match self.kind {
+            Kind::WeightedRoundRobin => self.wrr.as_deref().copied(),
+            _ => None,
         }
     }
 

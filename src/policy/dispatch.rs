@@ -92,7 +92,7 @@ impl Policy {
             (Kind::PickFirst { .. }, BasePlan::Order(order)) => {
                 return pick_first::pick(ready, order, avoid);
             }
-            (Kind::RoundRobin, BasePlan::Schedule(schedule)) => {
+            (Kind::RoundRobin | Kind::WeightedRoundRobin, BasePlan::Schedule(schedule)) => {
                 state.cursor = state.cursor.wrapping_add(1);
                 schedule.at(state.cursor)?
             }

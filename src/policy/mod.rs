@@ -10,7 +10,8 @@
 //! * `dispatch.rs`: the pick, and [`Call`], what a pick knows of its call (request path);
 //! * `candidate.rs`: whether a chosen endpoint can take the call, and the fallback;
 //! * one file per algorithm: `p2c.rs`, `least_request.rs`, `least_loaded.rs`, `pick_first.rs`,
-//!   `round_robin.rs`, `weighted_random.rs`; consistent hashing in `consistent.rs` over
+//!   `round_robin.rs`, `weighted_round_robin.rs` (its weights from ORCA reports),
+//!   `weighted_random.rs`; consistent hashing in `consistent.rs` over
 //!   `ring.rs` and `maglev.rs`, keyed by `hash_key.rs`.
 
 mod candidate;
@@ -27,6 +28,7 @@ mod plan;
 mod ring;
 mod round_robin;
 mod weighted_random;
+mod weighted_round_robin;
 
 #[cfg(all(test, feature = "service-config"))]
 pub(crate) use config::Kind;
@@ -34,3 +36,4 @@ pub use config::Policy;
 pub(crate) use dispatch::{Call, PickState};
 pub use hash_key::{HashKey, RequestHead, hash_bytes};
 pub(crate) use plan::Plan;
+pub use weighted_round_robin::WeightedRoundRobin;

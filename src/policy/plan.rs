@@ -9,6 +9,7 @@ use super::consistent::Table;
 use super::{pick_first, round_robin, weighted_random};
 use crate::discover::Key;
 use crate::endpoint::ReadyEndpoint;
+use crate::time::now_ns;
 
 /// What a policy precomputes for one snapshot.
 #[derive(Debug, Default)]
@@ -46,6 +47,10 @@ impl Plan {
         let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
         let base = match policy.kind {
             Kind::RoundRobin => BasePlan::Schedule(round_robin::Schedule::build(&weights())),
+            Kind::WeightedRoundRobin => match policy.wrr_settings() {
+                Some(wrr) => BasePlan::Schedule(wrr.schedule(ready, now_ns())),
+                None => BasePlan::None,
+            },
             Kind::WeightedRandom => {
                 BasePlan::Cumulative(weighted_random::Cumulative::build(&weights()))
             }

@@ -71,6 +71,8 @@ pub(crate) struct Registry<C: Connector> {
     /// Whether discovery has answered at all (a change, an error or its end): until then an
     /// empty set is "discovering", not "no endpoints discovered".
     pub(super) discovery_answered: bool,
+    /// When weighted round robin next recomputes its weights (a publish rebuilds the plan).
+    pub(super) reweigh_at: Option<Instant>,
 }
 
 /// The receiving ends the control loop reads.
@@ -101,6 +103,9 @@ impl<C: Connector> Registry<C> {
             health.breaker,
             signals_tx.clone(),
         ));
+        let reweigh_at = policy
+            .wrr_settings()
+            .map(|w| Instant::now() + w.update_period());
         let registry = Registry {
             dialer: Arc::new(Dialer {
                 connector,
@@ -127,6 +132,7 @@ impl<C: Connector> Registry<C> {
             rng: SmallRng::seed_from_u64(now_ns()),
             publish: Pacer::default(),
             discovery_answered: false,
+            reweigh_at,
         };
         (registry, Inbox { events, signals })
     }
@@ -226,6 +232,10 @@ impl<C: Connector> Registry<C> {
                 };
                 entry.last_error = None;
                 entry.check.start(check, &state);
+                if let Some(reported) = &state.reported {
+                    // A58: a weight is used again only after a new blackout period.
+                    reported.became_ready();
+                }
                 entry.channel = Some(channel);
                 true
             }
@@ -282,6 +292,13 @@ impl<C: Connector> Registry<C> {
             self.ramp_at = None;
             dirty = true;
         }
+        if let (Some(at), Some(wrr)) = (self.reweigh_at, self.policy.wrr_settings())
+            && now >= at
+        {
+            // The publish this causes rebuilds the schedule from the reported weights.
+            self.reweigh_at = Some(now + wrr.update_period());
+            dirty |= !self.entries.is_empty();
+        }
         dirty
     }
 
@@ -301,6 +318,7 @@ impl<C: Connector> Registry<C> {
             .into_iter()
             .chain(returns)
             .chain(self.ramp_at)
+            .chain(self.reweigh_at)
             .chain(self.publish.due(Instant::now()))
             .min()
     }

@@ -116,6 +116,9 @@ impl<C: Connector> Registry<C> {
             Some(entry) => {
                 tracing::info!(endpoint = %key, addr = %entry.endpoint.addr(), in_flight = entry.state.load.in_flight(), "endpoint removed; draining in-flight calls");
                 self.retire(&entry);
+                if let Some(reported) = &entry.state.reported {
+                    reported.retire();
+                }
                 self.update_ejection_cap();
                 self.promote_standby();
                 true

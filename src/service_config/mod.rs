@@ -31,7 +31,7 @@
 //! |---|---|---|
 //! | `pick_first` | [`Policy::pick_first`] | `shuffleAddressList: true` → [`Policy::pick_first_shuffled`] (a salt per balancer, not a reshuffle per resolution) |
 //! | `round_robin` | [`Policy::round_robin`] | ours is smooth weighted round robin: with equal weights, gRPC's round robin |
-//! | `weighted_round_robin` | [`Policy::round_robin`] | **weights come from discovery, not from ORCA load reports** (we have none); the ORCA fields are checked, then unused |
+//! | `weighted_round_robin` | [`Policy::weighted_round_robin`] | A58's parameters and defaults (`blackoutPeriod` 10 s, `weightExpirationPeriod` 3 min, `weightUpdatePeriod` 1 s, at least 100 ms, `errorUtilizationPenalty` 1.0); weights from the per-call ORCA trailers. `enableOobLoadReport` is accepted but out-of-band reports are not implemented yet: the trailers are read either way |
 //! | `least_request_experimental` | [`Policy::least_request`] | `choiceCount` default 2 (= [`Policy::p2c_in_flight`]); below 2 is an error, above 10 is 10 (A48) |
 //! | `ring_hash_experimental` | [`Policy::ring_hash`] + [`ring_size`](Policy::ring_size) | `minRingSize` 1,024, `maxRingSize` 4,096 by default (A42; 0 means the default), either capped at 8,388,608; `requestHashHeader` (A76) → [`HashKey::header`](crate::HashKey::header). Requests without that header — all of them when no header is set, since we have no xDS hash policy — are balanced by the ring-hash fallback, p2c over PeakEWMA, where gRPC hashes them randomly (Go fails them when no header is set). Binary (`-bin`) headers are refused, as A76 says |
 //! | `outlier_detection_experimental` | outlier detection + its `childPolicy` | the A50 fields below, then `childPolicy`, itself a `loadBalancingConfig` list (required) |

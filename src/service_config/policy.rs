@@ -1,6 +1,8 @@
 //! `loadBalancingConfig`: the first supported policy of the list → [`Policy`] (and, for
 //! `outlier_detection_experimental`, an [`OutlierDetection`]).
 
+use std::time::Duration;
+
 use serde_json::{Map, Value};
 
 use super::value::{
@@ -8,7 +10,7 @@ use super::value::{
 };
 use crate::error::Error;
 use crate::health::OutlierDetection;
-use crate::policy::{HashKey, Policy};
+use crate::policy::{HashKey, Policy, WeightedRoundRobin};
 
 /// The gRPC policy names we map, in the order the docs list them.
 pub(super) const SUPPORTED: [&str; 6] = [
@@ -93,27 +95,7 @@ fn parse_one(
             _ => Policy::pick_first(),
         },
         "round_robin" => Policy::round_robin(),
-        "weighted_round_robin" => {
-            // gRPC weighs by ORCA load reports; we have none, so only the fields are checked
-            // and the weights are discovery's.
-            if let Some(v) = field(config, "enableOobLoadReport") {
-                boolean(v, &at("enableOobLoadReport"))?;
-            }
-            for d in [
-                "oobReportingPeriod",
-                "blackoutPeriod",
-                "weightExpirationPeriod",
-                "weightUpdatePeriod",
-            ] {
-                if let Some(v) = field(config, d) {
-                    duration(v, &at(d))?;
-                }
-            }
-            if let Some(v) = field(config, "errorUtilizationPenalty") {
-                non_negative_float(v, &at("errorUtilizationPenalty"))?;
-            }
-            Policy::round_robin()
-        }
+        "weighted_round_robin" => weighted_round_robin(config, path)?,
         "least_request_experimental" => {
             let choices = match field(config, "choiceCount") {
                 Some(v) => uint(v, &at("choiceCount"), u64::from(u32::MAX))?,
@@ -152,6 +134,37 @@ fn parse_one(
         name,
         outlier: None,
     })
+}
+
+/// gRPC A58's `weighted_round_robin` with its parameters; absent ones keep A58's defaults.
+fn weighted_round_robin(config: &Map<String, Value>, path: &str) -> Result<Policy, Error> {
+    let at = |field: &str| join(path, field);
+    let mut wrr = WeightedRoundRobin::default();
+    let period = |name: &str| -> Result<Option<Duration>, Error> {
+        field(config, name)
+            .map(|v| duration(v, &at(name)))
+            .transpose()
+    };
+    if let Some(d) = period("blackoutPeriod")? {
+        wrr = wrr.blackout_period(d);
+    }
+    if let Some(d) = period("weightExpirationPeriod")? {
+        wrr = wrr.weight_expiration_period(d);
+    }
+    if let Some(d) = period("weightUpdatePeriod")? {
+        wrr = wrr.weight_update_period(d);
+    }
+    let oob = match field(config, "enableOobLoadReport") {
+        Some(v) => boolean(v, &at("enableOobLoadReport"))?,
+        None => false,
+    };
+    let oob_period = period("oobReportingPeriod")?.unwrap_or(Duration::from_secs(10));
+    wrr = wrr.out_of_band(oob, oob_period);
+    if let Some(v) = field(config, "errorUtilizationPenalty") {
+        let penalty = non_negative_float(v, &at("errorUtilizationPenalty"))?;
+        wrr = wrr.error_utilization_penalty(penalty)?;
+    }
+    Ok(Policy::weighted_round_robin(wrr))
 }
 
 /// gRPC A42's defaults: 1,024 and 4,096 points.

@@ -45,7 +45,27 @@ fn each_policy_maps() {
                 "blackoutPeriod": "10s", "weightExpirationPeriod": "180s",
                 "weightUpdatePeriod": "1s", "errorUtilizationPenalty": 1.0}}"#
         ),
-        Policy::round_robin()
+        Policy::weighted_round_robin(
+            crate::WeightedRoundRobin::default().out_of_band(true, Duration::from_secs(10))
+        )
+    );
+    assert_eq!(
+        policy(
+            r#"{"weighted_round_robin": {"blackoutPeriod": "0s", "weightUpdatePeriod": "0.05s",
+                "weightExpirationPeriod": "60s", "errorUtilizationPenalty": 2}}"#
+        ),
+        Policy::weighted_round_robin(
+            crate::WeightedRoundRobin::default()
+                .blackout_period(Duration::ZERO)
+                .weight_update_period(Duration::from_millis(100))
+                .weight_expiration_period(Duration::from_secs(60))
+                .error_utilization_penalty(2.0)
+                .unwrap()
+        )
+    );
+    assert_eq!(
+        policy(r#"{"weighted_round_robin": {}}"#),
+        Policy::weighted_round_robin(crate::WeightedRoundRobin::default())
     );
     assert_eq!(
         policy(r#"{"least_request_experimental": {}}"#),

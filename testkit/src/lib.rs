@@ -2,6 +2,8 @@
 //!
 //! * [`pb`]: the `echo.Echo` gRPC service (client and server), generated at
 //!   build time with `protox` (no `protoc` needed).
+//! * [`capacity`]: an Echo server of fixed capacity that reports its load (ORCA), and
+//!   [`orca_pb`], the ORCA load report type generated from the xds proto.
 //! * [`chaos`]: a chaos scenario for a `tower-lb` balancer (servers killed and
 //!   restarted, discovery churn, a slow and an erroring server; every call's
 //!   outcome counted), shared by `tests/chaos.rs` and the `chaos` and `soak`
@@ -56,8 +58,16 @@ use tonic_health::server::{HealthReporter, HealthService};
 use crate::pb::echo_server::{Echo, EchoServer};
 use crate::pb::{EchoReply, EchoRequest};
 
+pub mod capacity;
 pub mod chaos;
 pub mod interop;
+
+/// Generated code for the ORCA load report, `xds.data.orca.v3.OrcaLoadReport`: an
+/// independent decoder for what tower-lb's server layer writes.
+#[allow(missing_docs)]
+pub mod orca_pb {
+    tonic::include_proto!("xds.data.orca.v3");
+}
 
 /// Generated code for the `echo` protobuf package (messages, client, server).
 #[allow(missing_docs)]

@@ -22,6 +22,7 @@ mod hedging;
 mod layer4;
 mod limits;
 mod message_size;
+mod orca;
 mod outlier;
 mod policies;
 mod retries;

@@ -1,0 +1,18 @@
+//! ORCA load reports (gRPC A51): what a server says about its own load, per call in the
+//! `endpoint-load-metrics-bin` trailer.
+//!
+//! * `report.rs`: [`LoadReport`], `xds.data.orca.v3.OrcaLoadReport` encoded and decoded by
+//!   hand (the handful of fields balancing reads; no protobuf runtime needed);
+//! * `trailer.rs`: the trailer's name and its base64 form, as gRPC sends `-bin` metadata.
+//!
+//! The server side that writes the trailer is the `server` feature's
+//! [`OrcaLayer`](https://docs.rs/tower-lb/latest/tower_lb/server/struct.OrcaLayer.html); the client side that reads it is
+//! [`Policy::weighted_round_robin`](crate::Policy::weighted_round_robin).
+
+mod report;
+mod trailer;
+
+pub use report::{DecodeError, LoadReport};
+#[cfg(feature = "server")]
+pub(crate) use trailer::to_header_value;
+pub use trailer::{TRAILER, from_trailers};

@@ -1,0 +1,101 @@
+//! The response body: the service's body, with the load report added to its trailers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use super::tracker::Tracker;
+use crate::orca;
+
+/// One call's place in the tracker: ends the call once, at the trailers or when dropped.
+#[derive(Debug)]
+pub(super) struct CallGuard {
+    tracker: Arc<Tracker>,
+    started: Instant,
+    ended: bool,
+}
+
+impl CallGuard {
+    pub(super) fn start(tracker: Arc<Tracker>) -> Self {
+        let started = tracker.start();
+        CallGuard {
+            tracker,
+            started,
+            ended: false,
+        }
+    }
+
+    /// The call ends with these trailers (or trailers-only headers): counted, and the report
+    /// added to them.
+    pub(super) fn end_with(&mut self, trailers: &mut HeaderMap) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        let error = trailers
+            .get("grpc-status")
+            .is_some_and(|v| v.as_bytes() != b"0");
+        if let Some(report) = self.tracker.end(self.started, error, true) {
+            trailers.insert(orca::TRAILER, orca::to_header_value(&report));
+        }
+    }
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if !self.ended {
+            // Ended without trailers (cancelled, broken): counted, nothing to report on.
+            self.tracker.end(self.started, true, false);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of a response from an [`OrcaService`](super::OrcaService): the inner body,
+    /// with an ORCA load report added to its trailers.
+    pub struct ReportingBody<B> {
+        #[pin]
+        inner: B,
+        call: Option<CallGuard>,
+    }
+}
+
+impl<B> ReportingBody<B> {
+    pub(super) fn new(inner: B, call: Option<CallGuard>) -> Self {
+        ReportingBody { inner, call }
+    }
+}
+
+impl<B: Body> Body for ReportingBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let mut frame = std::task::ready!(this.inner.poll_frame(cx));
+        match &mut frame {
+            Some(Ok(f)) => {
+                if let (Some(trailers), Some(call)) = (f.trailers_mut(), this.call.as_mut()) {
+                    call.end_with(trailers);
+                }
+            }
+            // An error or the end without trailers: the guard counts the call.
+            Some(Err(_)) | None => drop(this.call.take()),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,173 @@
+//! [`OrcaLayer`]: what a server adds to report its load; the service and future it makes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower::{Layer, Service};
+
+use super::body::{CallGuard, ReportingBody};
+use super::tracker::{Tracker, Utilization};
+
+/// A Tower layer for a gRPC server (tonic's `Server::builder().layer(..)`) that reports the
+/// server's load to its clients in every response's `endpoint-load-metrics-bin` trailer, as
+/// gRPC ORCA (A51) specifies, for client-side balancing by it
+/// ([`Policy::weighted_round_robin`](crate::Policy::weighted_round_robin) here, or any gRPC
+/// client's `weighted_round_robin`).
+///
+/// Each report carries, from the last full window (1 s by default): the requests and errors
+/// per second (`rps_fractional`, `eps`), the mean latency (named metric `latency_seconds`),
+/// the utilisation if a source is set, and the calls in flight now (named metric
+/// `in_flight`). A call counts from its request to its trailers; one whose response ends
+/// without trailers (cancelled, reset) counts as an error and carries no report.
+///
+/// All services the layer makes share its counts, so use one layer per server.
+///
+/// ```
+/// use tower_lb::server::OrcaLayer;
+/// // A server that can run 8 calls at once reports mean in flight / 8 as its utilisation.
+/// let layer = OrcaLayer::new().utilization_from_in_flight(8);
+/// ```
+#[derive(Debug, Clone)]
+pub struct OrcaLayer {
+    tracker: Arc<Tracker>,
+    utilization: Utilization,
+    window: Duration,
+}
+
+impl Default for OrcaLayer {
+    fn default() -> Self {
+        OrcaLayer::new()
+    }
+}
+
+impl OrcaLayer {
+    /// Reports rates, latency and calls in flight; no utilisation until one of the
+    /// `utilization` settings below chooses a source. gRPC's weighted round robin needs a
+    /// utilisation: without one, clients balance as plain round robin.
+    pub fn new() -> Self {
+        OrcaLayer::with(Utilization::None, Duration::from_secs(1))
+    }
+
+    fn with(utilization: Utilization, window: Duration) -> Self {
+        OrcaLayer {
+            tracker: Arc::new(Tracker::new(utilization.clone(), window)),
+            utilization,
+            window,
+        }
+    }
+
+    /// Reports the process's CPU utilisation (`cpu_utilization`: CPU time over wall time
+    /// and the CPUs it may use), read from `/proc/self/stat` once per window. Where that file
+    /// does not exist (not Linux) the field stays 0.
+    pub fn cpu_utilization(self) -> Self {
+        OrcaLayer::with(Utilization::Cpu, self.window)
+    }
+
+    /// Reports the mean calls in flight over the window divided by `slots`
+    /// (`application_utilization`): for a server whose capacity is a number of calls at once
+    /// (a concurrency limit, a worker pool), 1.0 when every slot was busy all the time,
+    /// above 1.0 when calls queue. `slots` of 0 is taken as 1.
+    pub fn utilization_from_in_flight(self, slots: u32) -> Self {
+        let slots = f64::from(slots.max(1));
+        OrcaLayer::with(Utilization::InFlightPer(slots), self.window)
+    }
+
+    /// Reports what `utilization` returns (`application_utilization`), asked once per window;
+    /// a NaN, infinite or negative answer is sent as 0 (no utilisation).
+    pub fn utilization(self, utilization: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        OrcaLayer::with(Utilization::Custom(Arc::new(utilization)), self.window)
+    }
+
+    /// How long a measuring window is (default 1 s; at least 10 ms): rates, latency and
+    /// utilisation in reports are the last full window's.
+    pub fn window(self, window: Duration) -> Self {
+        let window = window.max(Duration::from_millis(10));
+        OrcaLayer::with(self.utilization, window)
+    }
+}
+
+impl<S> Layer<S> for OrcaLayer {
+    type Service = OrcaService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OrcaService {
+            inner,
+            tracker: self.tracker.clone(),
+        }
+    }
+}
+
+/// The service an [`OrcaLayer`] makes: the inner service, with load reports on its responses.
+#[derive(Debug, Clone)]
+pub struct OrcaService<S> {
+    inner: S,
+    tracker: Arc<Tracker>,
+}
+
+impl<S, ReqB, ResB> Service<http::Request<ReqB>> for OrcaService<S>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+{
+    type Response = http::Response<ReportingBody<ResB>>;
+    type Error = S::Error;
+    type Future = ReportingFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+        ReportingFuture {
+            call: Some(CallGuard::start(self.tracker.clone())),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of an [`OrcaService`].
+    pub struct ReportingFuture<F> {
+        #[pin]
+        inner: F,
+        call: Option<CallGuard>,
+    }
+}
+
+impl<F, ResB, E> Future for ReportingFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = Result<http::Response<ReportingBody<ResB>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        let mut call = this.call.take();
+        let (mut parts, body) = response.into_parts();
+        if parts.headers.contains_key("grpc-status")
+            && let Some(mut c) = call.take()
+        {
+            // Trailers-only (an error answered at once): the report goes in the headers.
+            c.end_with(&mut parts.headers);
+        }
+        Poll::Ready(Ok(http::Response::from_parts(
+            parts,
+            ReportingBody::new(body, call),
+        )))
+    }
+}
+
+impl<F> std::fmt::Debug for ReportingFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportingFuture").finish_non_exhaustive()
+    }
+}
+
+impl<B> std::fmt::Debug for ReportingBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportingBody").finish_non_exhaustive()
+    }
+}

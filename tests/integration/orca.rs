@@ -1,0 +1,212 @@
+//! ORCA load reports: the server layer's trailer read by an independently generated type, and
+//! weighted round robin (gRPC A58) over servers of capacity 1:2:4 reporting through it.
+//! Shares are asserted by call counts with generous bounds, never by time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use tower_lb::{Balancer, Policy, WeightedRoundRobin, discover};
+use tower_lb_testkit::capacity::CapacityServer;
+use tower_lb_testkit::orca_pb::OrcaLoadReport;
+use tower_lb_testkit::pb::EchoRequest;
+use tower_lb_testkit::pb::echo_client::EchoClient;
+
+use crate::common::builder;
+
+fn request() -> EchoRequest {
+    EchoRequest {
+        message: "hi".into(),
+        stream_count: 0,
+    }
+}
+
+fn wrr() -> Policy {
+    Policy::weighted_round_robin(
+        WeightedRoundRobin::default()
+            .blackout_period(Duration::from_millis(300))
+            .weight_update_period(Duration::from_millis(100)),
+    )
+}
+
+fn balancer(servers: &[&CapacityServer], policy: Policy) -> Balancer {
+    let endpoints = servers
+        .iter()
+        .map(|s| discover::Endpoint::new(s.addr()).unwrap())
+        .collect::<Vec<_>>();
+    builder()
+        .policy(policy)
+        .build(discover::fixed(endpoints))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_trailer_decodes_as_an_orca_load_report() {
+    let server = CapacityServer::start("orca", 2, Duration::from_millis(2)).unwrap();
+    let mut client = EchoClient::connect(format!("http://{}", server.addr()))
+        .await
+        .unwrap();
+    // The first window (1 s) must close before rates and utilisation are reported: bounded
+    // by both a call count and a time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    for _ in 0..5_000 {
+        let response = client.unary(request()).await.unwrap();
+        // tonic merges a unary call's trailers into its metadata, decoding `-bin` itself.
+        let bytes = response
+            .metadata()
+            .get_bin("endpoint-load-metrics-bin")
+            .expect("every response carries a report")
+            .to_bytes()
+            .unwrap();
+        let report = OrcaLoadReport::decode(bytes).expect("prost decodes it");
+        assert!(report.named_metrics.contains_key("in_flight"), "{report:?}");
+        let done = report.rps_fractional > 0.0;
+        last = Some(report);
+        if done || tokio::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    let report = last.unwrap();
+    assert!(report.rps_fractional > 0.0, "{report:?}");
+    assert!(report.application_utilization > 0.0, "{report:?}");
+    assert!(report.named_metrics["latency_seconds"] > 0.0, "{report:?}");
+    assert_eq!(report.cpu_utilization, 0.0, "no CPU source configured");
+}
+
+/// Runs `calls` calls from `callers` concurrent callers; each server's calls in that time.
+async fn run(
+    balancer: &Balancer,
+    servers: &[&CapacityServer],
+    callers: usize,
+    calls: usize,
+) -> Vec<u64> {
+    let before: Vec<u64> = servers.iter().map(|s| s.calls()).collect();
+    let left = Arc::new(std::sync::atomic::AtomicUsize::new(calls));
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let mut client = EchoClient::new(balancer.clone());
+            let left = left.clone();
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while left
+                    .fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    client.unary(request()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    servers
+        .iter()
+        .zip(before)
+        .map(|(s, b)| s.calls() - b)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_follows_reported_capacity() {
+    let work = Duration::from_millis(4);
+    let owned: Vec<CapacityServer> = [1, 2, 4]
+        .iter()
+        .enumerate()
+        .map(|(i, &slots)| CapacityServer::start(&format!("c{i}"), slots, work).unwrap())
+        .collect();
+    let servers: Vec<&CapacityServer> = owned.iter().collect();
+    let balancer = balancer(&servers, wrr());
+    crate::common::wait_ready(&balancer, 3).await;
+    // Until every endpoint has a weight (first window closed, blackout over): bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        run(&balancer, &servers, 8, 200).await;
+        let weights: Vec<f64> = balancer
+            .snapshot()
+            .endpoints
+            .iter()
+            .map(|e| e.server_load.as_ref().map_or(0.0, |l| l.weight))
+            .collect();
+        if weights.iter().all(|w| *w > 0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no weights: {:?}",
+            balancer.snapshot().endpoints
+        );
+    }
+    // Let one or two recomputations settle, then count.
+    run(&balancer, &servers, 8, 600).await;
+    let counts = run(&balancer, &servers, 8, 2_000).await;
+    let total: u64 = counts.iter().sum();
+    let share = |i: usize| counts[i] as f64 / total as f64;
+    // Capacity shares are 1/7, 2/7, 4/7; round robin would give 1/3 each.
+    assert!(
+        share(2) > 0.40,
+        "the 4-slot server takes the most: {counts:?}"
+    );
+    assert!(
+        share(0) < 0.25,
+        "the 1-slot server takes the least: {counts:?}"
+    );
+    assert!(counts[2] > counts[1] && counts[1] > counts[0], "{counts:?}");
+    let status = balancer.snapshot();
+    for e in &status.endpoints {
+        let load = e.server_load.as_ref().expect("reports are kept under WRR");
+        assert!(load.reports > 0 && load.rejected == 0, "{load:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_reports_are_ignored_and_counted() {
+    let a = CapacityServer::start("bad-a", 2, Duration::from_millis(1)).unwrap();
+    let b = CapacityServer::start("bad-b", 2, Duration::from_millis(1)).unwrap();
+    let servers = [&a, &b];
+    let balancer = balancer(&servers, wrr());
+    crate::common::wait_ready(&balancer, 2).await;
+    // Not base64, a NaN utilisation, a negative one, truncated protobuf.
+    let bad = ["%%% not base64", "CQAAAAAAAPh/", "CQAAAAAAAOC/", "CQAAAA"];
+    for value in bad {
+        a.set_bad_trailer(Some(value));
+        b.set_bad_trailer(Some(value));
+        let counts = run(&balancer, &servers, 2, 20).await;
+        assert_eq!(counts.iter().sum::<u64>(), 20, "every call still succeeds");
+    }
+    let snapshot = balancer.snapshot();
+    for e in &snapshot.endpoints {
+        let load = e.server_load.as_ref().unwrap();
+        assert_eq!(load.reports, 0, "{load:?}");
+        assert!(load.rejected > 0, "{load:?}");
+        assert_eq!(load.weight, 0.0);
+    }
+    // Both fall back to plain round robin: both serve.
+    let counts = run(&balancer, &servers, 2, 40).await;
+    assert!(counts.iter().all(|&c| c >= 10), "{counts:?}");
+    a.set_bad_trailer(None);
+    run(&balancer, &servers, 2, 20).await;
+    let reports: u64 = balancer
+        .snapshot()
+        .endpoints
+        .iter()
+        .filter_map(|e| e.server_load.as_ref())
+        .map(|l| l.reports)
+        .sum();
+    assert!(reports > 0, "good reports are read again");
+}
+
+#[tokio::test]
+async fn other_policies_do_not_read_reports() {
+    let a = CapacityServer::start("plain", 2, Duration::from_millis(1)).unwrap();
+    let balancer = balancer(&[&a], Policy::default());
+    crate::common::wait_ready(&balancer, 1).await;
+    run(&balancer, &[&a], 1, 5).await;
+    assert!(balancer.snapshot().endpoints[0].server_load.is_none());
+}
