@@ -42,6 +42,8 @@ pub(crate) struct ReadySet<T> {
     pub(crate) panic: bool,
     /// Endpoints on standby beyond the endpoint limit.
     pub(crate) standby: usize,
+    /// The discovery stream's last error and when it came, until it delivers a change.
+    pub(crate) discovery_error: Option<(String, tokio::time::Instant)>,
 }
 
 impl<T> ReadySet<T> {
@@ -54,6 +56,7 @@ impl<T> ReadySet<T> {
             tier: None,
             panic: false,
             standby: 0,
+            discovery_error: None,
         }
     }
 }

@@ -55,6 +55,13 @@ pub struct Snapshot {
     /// Endpoints discovery offered beyond [`Limits::max_endpoints`](crate::Limits), waiting
     /// on standby for others to leave.
     pub standby: usize,
+    /// The discovery stream's last error (a resolver or registry that could not be reached,
+    /// an answer it could not use): the endpoints above are the last good set, kept. Cleared
+    /// when the stream next delivers a change; a source that recovers with nothing to change
+    /// leaves it, so read it with [`discovery_error_age`](Self::discovery_error_age).
+    pub discovery_error: Option<String>,
+    /// How long ago [`discovery_error`](Self::discovery_error) came.
+    pub discovery_error_age: Option<std::time::Duration>,
     /// Calls waiting now for a ready endpoint.
     pub waiting: usize,
     /// Retries the [`RetryBudget`](crate::RetryBudget) allowed since the balancer was built:
@@ -141,6 +148,8 @@ impl Snapshot {
             panic: set.panic,
             unready: (ready == 0).then(|| set.why.clone()),
             standby: set.standby,
+            discovery_error: set.discovery_error.as_ref().map(|(e, _)| e.clone()),
+            discovery_error_age: set.discovery_error.as_ref().map(|(_, at)| at.elapsed()),
             waiting,
             retries: budget.retried,
             retries_refused: budget.refused,

@@ -71,6 +71,9 @@ pub(crate) struct Registry<C: Connector> {
     /// Whether discovery has answered at all (a change, an error or its end): until then an
     /// empty set is "discovering", not "no endpoints discovered".
     pub(super) discovery_answered: bool,
+    /// The discovery stream's last error and when it came, until it delivers a change (shown
+    /// in the snapshot).
+    pub(super) discovery_error: Option<(String, Instant)>,
     /// When weighted round robin next recomputes its weights (a publish rebuilds the plan).
     pub(super) reweigh_at: Option<Instant>,
 }
@@ -132,6 +135,7 @@ impl<C: Connector> Registry<C> {
             rng: SmallRng::seed_from_u64(now_ns()),
             publish: Pacer::default(),
             discovery_answered: false,
+            discovery_error: None,
             reweigh_at,
         };
         (registry, Inbox { events, signals })

@@ -23,12 +23,18 @@ impl<C: Connector> Registry<C> {
             self.discovery_answered = true;
             self.publish.noted(Instant::now());
         }
+        if matches!(change, Some(Ok(_))) && self.discovery_error.take().is_some() {
+            tracing::info!("discovery delivers changes again");
+            self.publish.noted(Instant::now());
+        }
         match change {
             Some(Ok(Change::Insert(key, endpoint))) => self.insert(key, endpoint),
             Some(Ok(Change::Remove(key))) => self.remove(&key),
             Some(Err(e)) => {
                 let e: BoxError = e.into();
                 tracing::warn!(error = %e, "discovery error; keeping the current endpoint set");
+                self.discovery_error = Some((e.to_string(), Instant::now()));
+                self.publish.noted(Instant::now());
                 false
             }
             None => {

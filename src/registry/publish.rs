@@ -93,6 +93,7 @@ impl<C: Connector> Registry<C> {
             tier,
             panic,
             standby: self.standby.len(),
+            discovery_error: self.discovery_error.clone(),
         }
     }
 

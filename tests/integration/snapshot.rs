@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tower_lb::discover::fixed;
+use tower_lb::discover::{Change, fixed};
 use tower_lb::health::{Health, OutlierDetection};
 use tower_lb::{ConnectionState, Policy};
 
@@ -75,4 +75,45 @@ async fn snapshot_shows_tiers_readiness_counters_and_ejections() {
     wait_ready(&balancer, 1).await;
     let snapshot = balancer.snapshot();
     assert_eq!((snapshot.ready, snapshot.tier), (1, Some(0)));
+}
+
+/// A failing discovery source keeps the last good set, and the snapshot says so.
+#[tokio::test]
+async fn a_failing_discovery_source_shows_in_the_snapshot_and_loses_nothing() {
+    let servers = servers(2, "kept");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Result<Change, String>>();
+    let discovery =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let balancer = builder().build(discovery).unwrap();
+    tx.send(Ok(Change::Insert(key(&servers[0]), endpoint(&servers[0]))))
+        .unwrap();
+    wait_ready(&balancer, 1).await;
+    assert_eq!(balancer.snapshot().discovery_error, None);
+
+    tx.send(Err("registry unreachable".to_owned())).unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let snapshot = loop {
+        let snapshot = balancer.snapshot();
+        if snapshot.discovery_error.is_some() {
+            break snapshot;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(
+        snapshot.discovery_error.as_deref(),
+        Some("registry unreachable")
+    );
+    assert!(snapshot.discovery_error_age.is_some());
+    assert_eq!(snapshot.ready, 1, "the last good set is kept");
+    assert_eq!(
+        echo(&mut Client::new(balancer.clone())).await.unwrap(),
+        "kept-0"
+    );
+
+    // A change delivered again clears it.
+    tx.send(Ok(Change::Insert(key(&servers[1]), endpoint(&servers[1]))))
+        .unwrap();
+    wait_ready(&balancer, 2).await;
+    assert_eq!(balancer.snapshot().discovery_error, None);
 }
