@@ -68,8 +68,8 @@ impl OrcaLayer {
 
     /// Reports the mean calls in flight over the window divided by `slots`
     /// (`application_utilization`): for a server whose capacity is a number of calls at once
-    /// (a concurrency limit, a worker pool), 1.0 when every slot was busy all the time,
-    /// above 1.0 when calls queue. `slots` of 0 is taken as 1.
+    /// (a concurrency limit, a worker pool), 1.0 when every slot was busy all the time, calls
+    /// queueing or not (a queue shows in the latency). `slots` of 0 is taken as 1.
     pub fn utilization_from_in_flight(self, slots: u32) -> Self {
         let slots = f64::from(slots.max(1));
         OrcaLayer::with(Utilization::InFlightPer(slots), self.window)

@@ -138,7 +138,10 @@ impl Tracker {
                 s.cpu = sample;
             }
             Utilization::InFlightPer(slots) => {
-                r.application_utilization = s.area / elapsed / slots;
+                // Capped at 1: a queue is all slots busy, not more than all. Above 1, A58's
+                // qps / utilization counted the backlog against a saturated server and left it
+                // a share no larger than its capacity, so its queue never drained.
+                r.application_utilization = (s.area / elapsed / slots).min(1.0);
             }
             Utilization::Custom(f) => {
                 let u = f();
