@@ -64,22 +64,7 @@ fn measure(n: usize, workers: usize, policy: &Policy, limit: Duration) -> Row {
         .expect("runtime");
     let cpu_before = cpu_time();
     runtime.block_on(async {
-        // A 1 ms ticker on the same runtime: how late it runs is how long the control task
-        // holds a worker.
-        let lag = Arc::new(AtomicU64::new(0));
-        let ticker = tokio::spawn({
-            let lag = lag.clone();
-            async move {
-                let mut at = tokio::time::Instant::now();
-                loop {
-                    at += Duration::from_millis(1);
-                    tokio::time::sleep_until(at).await;
-                    let late = tokio::time::Instant::now().duration_since(at);
-                    lag.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
-                    at = tokio::time::Instant::now();
-                }
-            }
-        });
+        let (ticker, lag) = lag_ticker();
         let (tx, rx) = mpsc::unbounded_channel::<Change>();
         for i in 0..n {
             let (key, endpoint) = endpoint(i);
@@ -123,6 +108,26 @@ fn measure(n: usize, workers: usize, policy: &Policy, limit: Duration) -> Row {
             one_more,
         }
     })
+}
+
+/// A 1 ms ticker on the current runtime: the most it ran late (µs) is how long something held
+/// the worker it needed.
+fn lag_ticker() -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    let lag = Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let lag = lag.clone();
+        async move {
+            let mut at = tokio::time::Instant::now();
+            loop {
+                at += Duration::from_millis(1);
+                tokio::time::sleep_until(at).await;
+                let late = tokio::time::Instant::now().duration_since(at);
+                lag.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
+                at = tokio::time::Instant::now();
+            }
+        }
+    });
+    (ticker, lag)
 }
 
 /// Polls until `n` endpoints are ready; `None` past `until`.
@@ -223,20 +228,7 @@ fn measure_real(addrs: &[std::net::SocketAddr], workers: usize, limit: Duration)
     let cpu_before = cpu_time();
     let n = addrs.len();
     runtime.block_on(async {
-        let lag = Arc::new(AtomicU64::new(0));
-        let ticker = tokio::spawn({
-            let lag = lag.clone();
-            async move {
-                let mut at = tokio::time::Instant::now();
-                loop {
-                    at += Duration::from_millis(1);
-                    tokio::time::sleep_until(at).await;
-                    let late = tokio::time::Instant::now().duration_since(at);
-                    lag.fetch_max(late.as_micros() as u64, Ordering::Relaxed);
-                    at = tokio::time::Instant::now();
-                }
-            }
-        });
+        let (ticker, lag) = lag_ticker();
         let start = Instant::now();
         let endpoints = addrs.iter().map(|a| Endpoint::new(*a).expect("valid"));
         let balancer: Balancer = Balancer::builder()
