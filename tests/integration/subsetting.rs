@@ -1,5 +1,6 @@
 //! Subsetting: clients of a fleet connect to their own subsets of it; the subsets of clients
-//! that know each other tile the fleet; a server leaving changes at most one member.
+//! that know each other tile the fleet; a server leaving changes at most one member of a
+//! window that does not wrap round the end of the ring.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

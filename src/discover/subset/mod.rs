@@ -18,7 +18,9 @@
 //!   clients (a StatefulSet ordinal, a shard number) takes the `size` endpoints that follow
 //!   position `i / n` of the ring of endpoints in key order. Clients tile the ring, so every
 //!   server is in the same number of subsets, give or take one; one endpoint more or less
-//!   shifts a client's window by at most one place, so at most one member changes.
+//!   shifts a client's window by at most one place, so at most one member changes — two
+//!   when the window wraps round the end of the ring (its two pieces shift unlike each
+//!   other).
 //!
 //! Both keep the subset when discovery fails (errors pass through; the balancer keeps its
 //! set), and an update of a chosen endpoint (a new weight) passes through as an update.
