@@ -91,6 +91,14 @@ fn tls_server(name: &str, leaf: &Leaf, client_ca: Option<&Ca>) -> TestServer {
         .expect("start TLS test server")
 }
 
+/// A client TLS setting that trusts the CA in `pem` and checks every server as `name`.
+fn trusting(pem: &str, name: &str) -> ClientTls {
+    ClientTls::from_root_pem(pem)
+        .unwrap()
+        .server_name(name)
+        .unwrap()
+}
+
 fn endpoint(server: &TestServer) -> Endpoint {
     Endpoint::new(server.addr()).unwrap()
 }
@@ -178,10 +186,7 @@ async fn configured_name_and_trusted_ca_serve_calls() {
     init();
     let ca = Ca::new("test ca");
     let server = tls_server("a", &ca.server("echo.test"), None);
-    let tls = ClientTls::from_root_pem(&ca.pem)
-        .unwrap()
-        .server_name("echo.test")
-        .unwrap();
+    let tls = trusting(&ca.pem, "echo.test");
     // The endpoint itself has no name: the configured one is used.
     let balancer = balancer(tls, vec![endpoint(&server)]);
     wait_ready(&balancer, 1).await;
@@ -199,10 +204,7 @@ async fn a_probe_over_tls_is_answered_and_the_connection_kept() {
     init();
     let ca = Ca::new("test ca");
     let server = tls_server("a", &ca.server("echo.test"), None);
-    let tls = ClientTls::from_root_pem(&ca.pem)
-        .unwrap()
-        .server_name("echo.test")
-        .unwrap();
+    let tls = trusting(&ca.pem, "echo.test");
     let connection = Http2Connector::new()
         .tls(tls)
         .connect(&endpoint(&server))
@@ -267,10 +269,7 @@ async fn wrong_configured_name_is_refused() {
     init();
     let ca = Ca::new("test ca");
     let server = tls_server("a", &ca.server("echo.test"), None);
-    let tls = ClientTls::from_root_pem(&ca.pem)
-        .unwrap()
-        .server_name("other.test")
-        .unwrap();
+    let tls = trusting(&ca.pem, "other.test");
     // The configured name wins over the endpoint's (right) one.
     let endpoints = vec![endpoint(&server).with_server_name("echo.test").unwrap()];
     let balancer = balancer(tls, endpoints);
@@ -310,10 +309,7 @@ async fn untrusted_certificate_is_refused() {
     let trusted = Ca::new("trusted ca");
     let other = Ca::new("other ca");
     let server = tls_server("a", &other.server("echo.test"), None);
-    let tls = ClientTls::from_root_pem(&trusted.pem)
-        .unwrap()
-        .server_name("echo.test")
-        .unwrap();
+    let tls = trusting(&trusted.pem, "echo.test");
     let balancer = balancer(tls, vec![endpoint(&server)]);
     assert_refused(&balancer, &server, "UnknownIssuer").await;
 }
@@ -323,10 +319,7 @@ async fn plaintext_server_is_refused_never_used_in_plaintext() {
     init();
     let ca = Ca::new("test ca");
     let server = TestServer::start("plain").unwrap();
-    let tls = ClientTls::from_root_pem(&ca.pem)
-        .unwrap()
-        .server_name("echo.test")
-        .unwrap();
+    let tls = trusting(&ca.pem, "echo.test");
     let balancer = balancer(tls, vec![endpoint(&server)]);
     assert_refused(&balancer, &server, "TLS handshake with").await;
 }
@@ -349,10 +342,7 @@ async fn mtls_needs_the_client_certificate() {
     let ca = Ca::new("test ca");
     let client_ca = Ca::new("client ca");
     let server = tls_server("a", &ca.server("echo.test"), Some(&client_ca));
-    let plain_tls = ClientTls::from_root_pem(&ca.pem)
-        .unwrap()
-        .server_name("echo.test")
-        .unwrap();
+    let plain_tls = trusting(&ca.pem, "echo.test");
 
     // Without a client certificate: the server refuses (after the client's side of the TLS
     // 1.3 handshake), so the endpoint never counts as connected and no call gets through.

@@ -204,8 +204,7 @@ impl<T: EndpointChannel> Service<http::Request<T::RequestBody>> for Balancer<T> 
         }
         if let Some(method) = method.filter(|m| m.has_message_limits()) {
             let seed = self.pick.rng.next_u64();
-            let method = method.clone();
-            return limited_call(&self.shared, &method, request, seed, deadline);
+            return limited_call(&self.shared, method, request, seed, deadline);
         }
         if let Some(policy) = policy {
             let seed = self.pick.rng.next_u64();

@@ -60,7 +60,7 @@ pub(crate) struct Pinger(Arc<Shared>);
 
 impl Pinger {
     /// Pings the peer; without an answer within `timeout`, the connection is closed with an
-    /// error that says why (`why` names the peer).
+    /// error that says why.
     pub(crate) async fn ping(&self, timeout: Duration) -> Pong {
         let shared = &*self.0;
         let mine = shared.asked.fetch_add(1, Ordering::AcqRel) + 1;

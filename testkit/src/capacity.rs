@@ -50,15 +50,8 @@ impl CapacityServer {
     /// Starts it on `127.0.0.1:0`.
     pub fn start(name: &str, slots: u32, work: Duration) -> io::Result<Self> {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener)?
-        };
+        let (runtime, listener) = crate::server_runtime(std_listener)?;
         let shared = Arc::new(Shared {
             name: name.to_owned(),
             slots: Semaphore::new(slots as usize),

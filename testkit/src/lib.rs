@@ -409,13 +409,7 @@ impl TestServerBuilder {
     pub fn start(self) -> io::Result<TestServer> {
         let std_listener = bind_with_retry(self.addr)?;
         let addr = std_listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener)?
-        };
+        let (runtime, listener) = server_runtime(std_listener)?;
 
         let shared = Arc::new(Shared {
             name: self.name.clone(),
@@ -679,6 +673,21 @@ impl Drop for TestServer {
 
 /// Binds a listening socket with `SO_REUSEADDR` (Unix), retrying `AddrInUse`
 /// on a fixed port for up to [`BIND_RETRY_FOR`].
+/// A current-thread runtime for one server's own thread, and `listener` registered with it.
+pub(crate) fn server_runtime(
+    listener: StdTcpListener,
+) -> io::Result<(tokio::runtime::Runtime, tokio::net::TcpListener)> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    Ok((runtime, listener))
+}
+
 fn bind_with_retry(addr: SocketAddr) -> io::Result<StdTcpListener> {
     let deadline = Instant::now() + BIND_RETRY_FOR;
     loop {
