@@ -229,7 +229,7 @@ pub use layer::BalanceLayer;
 pub use layer4::{BalancedStream, TcpBalancer};
 pub use limits::Limits;
 pub use picker::Picker;
-pub use policy::{HashKey, Policy, RequestHead, WeightedRoundRobin, hash_bytes};
+pub use policy::{HashKey, Policy, Prequal, RequestHead, WeightedRoundRobin, hash_bytes};
 pub use retry_budget::RetryBudget;
 pub use router::Router;
 pub use status::{EndpointStatus, ServerLoad, Snapshot};

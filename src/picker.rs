@@ -84,7 +84,13 @@ impl Picker {
         for e in ready.iter() {
             e.state.load.restamp(0);
         }
-        let plan = Plan::build(&policy, &ready, defaults.total_in_flight.clone(), None);
+        let plan = Plan::build(
+            &policy,
+            &ready,
+            defaults.total_in_flight.clone(),
+            None,
+            None,
+        );
         let mut set = ReadySet::empty(Unready::NoEndpointsDiscovered);
         set.ready = ready;
         set.plan = plan;

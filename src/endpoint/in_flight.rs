@@ -73,7 +73,7 @@ impl InFlight {
             self.outcome = Some(code);
             // Trailers-only: the load report, if any, is here too.
             if let Some(reported) = self.state.reported.as_deref() {
-                reported.on_trailers(headers, &self.state.key);
+                reported.on_trailers(headers, self.state.load.in_flight(), &self.state.key);
             }
         }
     }
@@ -106,7 +106,7 @@ impl InFlight {
             self.outcome = Some(code);
         }
         if let Some(reported) = self.state.reported.as_deref() {
-            reported.on_trailers(trailers, &self.state.key);
+            reported.on_trailers(trailers, self.state.load.in_flight(), &self.state.key);
         }
     }
 

@@ -41,6 +41,40 @@ pub(crate) struct ReportedLoad {
     last_warned: AtomicU64,
     /// Discovery removed the endpoint: its late reports are ignored.
     retired: AtomicBool,
+    /// The last report's calls in flight and latency as a probing policy reads them, packed
+    /// in one word so a pick reads them together (see [`Probed`]).
+    probed: AtomicU64,
+    /// `now_ns()` when `probed` was written; 0: never.
+    probed_at: AtomicU64,
+}
+
+/// What one report (a probe's answer or a call's trailer) said, as a probing policy reads
+/// it: the server's calls in flight, this client's own calls in flight to it at that moment
+/// (so a pick can add the ones it sent since), and the server's latency estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probed {
+    pub(crate) in_flight: u32,
+    pub(crate) own_in_flight: u32,
+    pub(crate) latency_us: u32,
+}
+
+impl Probed {
+    const MAX16: u32 = u16::MAX as u32;
+
+    fn pack(self) -> u64 {
+        // Saturated, not wrapped: 65,535 calls in flight is as hot as any more.
+        u64::from(self.in_flight.min(Self::MAX16)) << 48
+            | u64::from(self.own_in_flight.min(Self::MAX16)) << 32
+            | u64::from(self.latency_us)
+    }
+
+    fn unpack(word: u64) -> Self {
+        Probed {
+            in_flight: (word >> 48) as u32,
+            own_in_flight: (word >> 32) as u32 & Self::MAX16,
+            latency_us: word as u32,
+        }
+    }
 }
 
 /// The last report and its weight, as the status view shows them.
@@ -65,16 +99,67 @@ impl ReportedLoad {
     }
 
     /// Reads the report in a call's trailers (or trailers-only headers), if there is one.
-    pub(crate) fn on_trailers(&self, trailers: &HeaderMap, endpoint: &dyn std::fmt::Display) {
-        match orca::from_trailers(trailers) {
-            None => {}
-            Some(Ok(_)) if self.retired.load(Relaxed) => self.reject(
+    /// `own_in_flight`: this client's calls in flight to the endpoint now.
+    pub(crate) fn on_trailers(
+        &self,
+        trailers: &HeaderMap,
+        own_in_flight: u32,
+        endpoint: &dyn std::fmt::Display,
+    ) {
+        if let Some(report) = orca::from_trailers(trailers) {
+            self.on_report(report, own_in_flight, endpoint);
+        }
+    }
+
+    /// Takes a report from a call's trailers or a probe's answer: stored, or counted as
+    /// rejected (with a rate-limited warning) when it did not decode or the endpoint left.
+    pub(crate) fn on_report(
+        &self,
+        report: Result<LoadReport, DecodeError>,
+        own_in_flight: u32,
+        endpoint: &dyn std::fmt::Display,
+    ) {
+        match report {
+            Ok(_) if self.retired.load(Relaxed) => self.reject(
                 endpoint,
                 &DecodeError::new("the endpoint has left the balancer"),
             ),
-            Some(Ok(report)) => self.record(&report, now_ns()),
-            Some(Err(e)) => self.reject(endpoint, &e),
+            Ok(report) => {
+                let now = now_ns();
+                self.record(&report, now);
+                self.record_probed(&report, own_in_flight, now);
+            }
+            Err(e) => self.reject(endpoint, &e),
         }
+    }
+
+    /// Keeps what a probing policy reads from a report that has calls in flight.
+    fn record_probed(&self, report: &LoadReport, own_in_flight: u32, now: u64) {
+        let Some(in_flight) = report.in_flight else {
+            return;
+        };
+        // Seconds to whole microseconds, saturated; no latency reads as 0 (unknown).
+        let latency_us = report
+            .latency
+            .map_or(0, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
+        let probed = Probed {
+            in_flight: in_flight.min(f64::from(u32::MAX)) as u32,
+            own_in_flight,
+            latency_us,
+        };
+        self.probed.store(probed.pack(), Relaxed);
+        self.probed_at.store(now.max(1), Relaxed);
+    }
+
+    /// The last report a probing policy may use at `now`: none, or older than `max_age_ns`,
+    /// is `None`.
+    #[inline]
+    pub(crate) fn probed(&self, now: u64, max_age_ns: u64) -> Option<Probed> {
+        let at = self.probed_at.load(Relaxed);
+        if at == 0 || now.saturating_sub(at) > max_age_ns {
+            return None;
+        }
+        Some(Probed::unpack(self.probed.load(Relaxed)))
     }
 
     /// Stores a report; A58's `UpdateWeight`.
@@ -224,15 +309,15 @@ mod tests {
         let r = ReportedLoad::new(1.0);
         let mut h = HeaderMap::new();
         h.insert(orca::TRAILER, "%%%".parse().unwrap());
-        r.on_trailers(&h, &"e");
+        r.on_trailers(&h, 0, &"e");
         assert_eq!(r.rejected.load(Relaxed), 1);
         assert_eq!(r.reports.load(Relaxed), 0);
         h.insert(orca::TRAILER, "CQAAAAAAAPh/".parse().unwrap()); // cpu_utilization = NaN
-        r.on_trailers(&h, &"e");
+        r.on_trailers(&h, 0, &"e");
         assert_eq!(r.rejected.load(Relaxed), 2);
         r.retire();
         h.insert(orca::TRAILER, "CQAAAAAAAOA/".parse().unwrap()); // cpu_utilization = 0.5
-        r.on_trailers(&h, &"e");
+        r.on_trailers(&h, 0, &"e");
         assert_eq!(r.rejected.load(Relaxed), 3);
         assert_eq!(r.weight(now_ns(), 0, u64::MAX), 0.0);
     }

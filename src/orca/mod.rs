@@ -3,15 +3,20 @@
 //!
 //! * `report.rs`: [`LoadReport`], `xds.data.orca.v3.OrcaLoadReport` encoded and decoded by
 //!   hand (the handful of fields balancing reads; no protobuf runtime needed);
-//! * `trailer.rs`: the trailer's name and its base64 form, as gRPC sends `-bin` metadata.
+//! * `trailer.rs`: the trailer's name and its base64 form, as gRPC sends `-bin` metadata;
+//! * `probe.rs`: the load probe, a call that asks a server for its report now (for
+//!   [`Policy::prequal`](crate::Policy::prequal)).
 //!
 //! The server side that writes the trailer is the `server` feature's
 //! [`OrcaLayer`](https://docs.rs/tower-lb/latest/tower_lb/server/struct.OrcaLayer.html); the client side that reads it is
 //! [`Policy::weighted_round_robin`](crate::Policy::weighted_round_robin).
 
+mod probe;
 mod report;
 mod trailer;
 
+pub use probe::PROBE_PATH;
+pub(crate) use probe::{ProbeAnswer, answer as probe_answer};
 pub use report::{DecodeError, LoadReport};
 #[cfg(feature = "server")]
 pub(crate) use trailer::to_header_value;

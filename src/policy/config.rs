@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::consistent::{Hashing, TableConfig};
 use super::hash_key::HashKey;
+use super::prequal::Prequal;
 use super::weighted_round_robin::WeightedRoundRobin;
 use super::{maglev, ring};
 use crate::endpoint::{EndpointDefaults, Passive, PeakEwma};
@@ -24,6 +25,7 @@ use crate::time::now_ns;
 /// | [`pick_first`](Policy::pick_first) | O(1) | every call to one endpoint, the first usable in a stable order, until it goes |
 /// | [`round_robin`](Policy::round_robin) | O(1) | smooth weighted round robin (nginx): shares follow weights, no bursts |
 /// | [`weighted_round_robin`](Policy::weighted_round_robin) | O(1) | smooth weighted round robin by the servers' ORCA load reports (gRPC A58) |
+/// | [`prequal`](Policy::prequal) | O(16) | the servers' own answers to load probes: the lowest latency among those not hot (Prequal) |
 /// | [`weighted_random`](Policy::weighted_random) | O(log n) | random, with probability weight / total |
 /// | [`ring_hash`](Policy::ring_hash) | O(1) expected | the request's key on a hash ring (virtual nodes ∝ weight) |
 /// | [`maglev`](Policy::maglev) | O(1) | the request's key in a Maglev table (slots ∝ weight) |
@@ -48,6 +50,8 @@ pub struct Policy {
     /// Weighted round robin's settings, beside the kind (as hashing is) so `Kind` stays
     /// small for every other policy's pick.
     pub(crate) wrr: Option<Arc<WeightedRoundRobin>>,
+    /// Prequal's settings, beside the kind for the same reason.
+    pub(crate) prequal: Option<Arc<Prequal>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,6 +68,8 @@ pub(crate) enum Kind {
     /// Round robin weighted by ORCA load reports (gRPC A58); settings in `Policy::wrr`.
     WeightedRoundRobin,
     WeightedRandom,
+    /// Probing and the hot-cold rule; settings in `Policy::prequal`.
+    Prequal,
 }
 
 /// The load measure of p2c.
@@ -185,6 +191,32 @@ impl Policy {
         Policy {
             wrr: Some(Arc::new(config)),
             ..Policy::of(Kind::WeightedRoundRobin)
+        }
+    }
+
+    /// Prequal: each call goes where the servers themselves say it will be served soonest
+    /// (Wydrowski et al., "Load is not what you should balance", NSDI 2024; Google runs it
+    /// for YouTube).
+    ///
+    /// A background task sends load probes to random ready endpoints — a few per call, in
+    /// proportion to the calls — and keeps the last 16 answers in a pool; each answer says
+    /// how many calls the server has in flight and what latency a new call can expect. A pick
+    /// reads the pool: answers whose calls in flight are above the
+    /// [`hot_quantile`](Prequal::hot_quantile) of recent answers are hot; the cold answer
+    /// with the lowest latency wins, and when all are hot, the one with the fewest in flight.
+    /// An endpoint whose last call failed counts as hot (a server that fails fast looks idle
+    /// and fast), and outlier detection ejects one that keeps failing. With no usable answer
+    /// (the first calls, servers that do not answer probes) the pick is p2c over this
+    /// client's own calls in flight. The pick reads 16 atomic words and allocates nothing.
+    ///
+    /// The servers must answer the probe: tonic servers add
+    /// [`OrcaLayer`](https://docs.rs/tower-lb/latest/tower_lb/server/struct.OrcaLayer.html)
+    /// (feature `server`); the wire is documented at [`PROBE_PATH`](crate::orca::PROBE_PATH).
+    /// Discovery's weights are not used: the servers' answers say what they can take.
+    pub fn prequal(config: Prequal) -> Self {
+        Policy {
+            prequal: Some(Arc::new(config)),
+            ..Policy::of(Kind::Prequal)
         }
     }
 
@@ -314,6 +346,7 @@ impl Policy {
     pub fn fallback(mut self, fallback: Policy) -> Self {
         self.kind = fallback.kind;
         self.wrr = fallback.wrr;
+        self.prequal = fallback.prequal;
         self
     }
 
@@ -322,6 +355,7 @@ impl Policy {
             kind,
             hashing: None,
             wrr: None,
+            prequal: None,
         }
     }
 
@@ -329,6 +363,7 @@ impl Policy {
         Policy {
             kind: Policy::default().kind,
             wrr: None,
+            prequal: None,
             hashing: Some(Arc::new(Hashing {
                 key,
                 table,
@@ -375,6 +410,7 @@ impl Policy {
             (None, Kind::RoundRobin) => "round_robin",
             (None, Kind::WeightedRoundRobin) => "weighted_round_robin",
             (None, Kind::WeightedRandom) => "weighted_random",
+            (None, Kind::Prequal) => "prequal",
         }
     }
 
@@ -392,7 +428,11 @@ impl Policy {
             total_in_flight: bounded.then(|| Arc::new(AtomicU64::new(0))),
             max_in_flight,
             passive,
-            reported_penalty: self.wrr_settings().map(|w| w.penalty),
+            reported_penalty: match self.kind {
+                // Prequal reads the reports' calls in flight and latency, not the weight.
+                Kind::Prequal => Some(0.0),
+                _ => self.wrr_settings().map(|w| w.penalty),
+            },
         }
     }
 
@@ -400,6 +440,14 @@ impl Policy {
     pub(crate) fn wrr_settings(&self) -> Option<WeightedRoundRobin> {
         match self.kind {
             Kind::WeightedRoundRobin => self.wrr.as_deref().copied(),
+            _ => None,
+        }
+    }
+
+    /// Prequal's settings, if the policy probes.
+    pub(crate) fn prequal_settings(&self) -> Option<Prequal> {
+        match self.kind {
+            Kind::Prequal => self.prequal.as_deref().copied(),
             _ => None,
         }
     }

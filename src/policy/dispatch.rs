@@ -4,10 +4,10 @@
 use rand::RngCore;
 
 use super::candidate::{fallback, index, usable};
-use super::config::{Kind, Policy};
+use super::config::{Kind, LoadMetric, Policy};
 use super::consistent::{self, Bound};
 use super::plan::{BasePlan, Plan};
-use super::{least_loaded, least_request, p2c, pick_first};
+use super::{least_loaded, least_request, p2c, pick_first, prequal};
 use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};
 use crate::transport::EndpointChannel;
 
@@ -88,6 +88,14 @@ impl Policy {
             (Kind::LeastLoaded, _) => return least_loaded::pick(ready, now, avoid, &mut state.rng),
             (Kind::LeastRequest(k), _) => {
                 return least_request::pick(ready, *k, now, avoid, &mut state.rng);
+            }
+            (Kind::Prequal, BasePlan::Probed(plan)) => {
+                let now = now.unwrap_or_else(crate::time::now_ns);
+                return prequal::pick(ready, plan, now, avoid, &mut state.rng);
+            }
+            // Without a probe pool (a `Picker`): p2c over calls in flight, as with no answers.
+            (Kind::Prequal, _) => {
+                return p2c::pick(ready, &LoadMetric::InFlight, None, avoid, &mut state.rng);
             }
             (Kind::PickFirst { .. }, BasePlan::Order(order)) => {
                 return pick_first::pick(ready, order, avoid);

@@ -11,7 +11,8 @@
 //! * `candidate.rs`: whether a chosen endpoint can take the call, and the fallback;
 //! * one file per algorithm: `p2c.rs`, `least_request.rs`, `least_loaded.rs`, `pick_first.rs`,
 //!   `round_robin.rs`, `weighted_round_robin.rs` (its weights from ORCA reports),
-//!   `weighted_random.rs`; consistent hashing in `consistent.rs` over
+//!   `weighted_random.rs`, `prequal.rs` (over the probe answers in `probe_pool.rs`);
+//!   consistent hashing in `consistent.rs` over
 //!   `ring.rs` and `maglev.rs`, keyed by `hash_key.rs`.
 
 mod candidate;
@@ -25,15 +26,20 @@ mod maglev;
 mod p2c;
 mod pick_first;
 mod plan;
+mod prequal;
+mod probe_pool;
 mod ring;
 mod round_robin;
 mod weighted_random;
 mod weighted_round_robin;
 
+pub(crate) use candidate::index;
 #[cfg(all(test, feature = "service-config"))]
 pub(crate) use config::Kind;
 pub use config::Policy;
 pub(crate) use dispatch::{Call, PickState};
 pub use hash_key::{HashKey, RequestHead, hash_bytes};
 pub(crate) use plan::Plan;
+pub use prequal::Prequal;
+pub(crate) use probe_pool::{ProbePool, SLOTS as PROBE_SLOTS, Slot as ProbeSlot};
 pub use weighted_round_robin::WeightedRoundRobin;

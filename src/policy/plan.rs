@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicU64;
 
 use super::config::{Kind, Policy};
 use super::consistent::Table;
-use super::{pick_first, round_robin, weighted_random};
+use super::probe_pool::ProbePool;
+use super::{pick_first, prequal, round_robin, weighted_random};
 use crate::discover::Key;
 use crate::endpoint::ReadyEndpoint;
 use crate::time::now_ns;
@@ -31,18 +32,21 @@ pub(super) enum BasePlan {
     Schedule(round_robin::Schedule),
     Cumulative(weighted_random::Cumulative),
     Order(pick_first::Order),
+    Probed(prequal::ProbedPlan),
 }
 
 impl Plan {
     /// Precomputes for the ready endpoints of a new snapshot (nothing, for p2c and
     /// least-loaded, which read live load at pick time). `in_flight`: the balancer-wide
     /// count, when the policy has bounded loads. `stay_on`: for pick-first, the endpoint the
-    /// previous snapshot sent calls to (see [`first`](Self::first)).
+    /// previous snapshot sent calls to (see [`first`](Self::first)). `probes`: the
+    /// balancer's probe pool, for Prequal.
     pub(crate) fn build<T>(
         policy: &Policy,
         ready: &[ReadyEndpoint<T>],
         in_flight: Option<Arc<AtomicU64>>,
         stay_on: Option<&Key>,
+        probes: Option<&Arc<ProbePool>>,
     ) -> Self {
         let weights = || ready.iter().map(|e| e.weight).collect::<Vec<u32>>();
         let base = match policy.kind {
@@ -57,6 +61,14 @@ impl Plan {
             Kind::PickFirst { salt } => {
                 BasePlan::Order(pick_first::Order::build(ready, salt, stay_on))
             }
+            Kind::Prequal => match (probes, policy.prequal_settings()) {
+                (Some(pool), Some(config)) => BasePlan::Probed(prequal::ProbedPlan {
+                    pool: pool.clone(),
+                    epoch: pool.next_epoch(),
+                    max_age_ns: u64::try_from(config.max_age.as_nanos()).unwrap_or(u64::MAX),
+                }),
+                _ => BasePlan::None,
+            },
             Kind::P2c(_) | Kind::LeastRequest(_) | Kind::LeastLoaded => BasePlan::None,
         };
         Plan {
@@ -67,6 +79,14 @@ impl Plan {
                 .map(|h| Table::build(h.table, ready)),
             weight_sum: ready.iter().map(|e| u64::from(e.weight)).sum(),
             in_flight,
+        }
+    }
+
+    /// For Prequal: the pool and this snapshot's epoch in it (for the probe task).
+    pub(crate) fn probes(&self) -> Option<(&Arc<ProbePool>, u16)> {
+        match &self.base {
+            BasePlan::Probed(p) => Some((&p.pool, p.epoch)),
+            _ => None,
         }
     }
 

@@ -21,7 +21,7 @@ use crate::endpoint::{EndpointDefaults, Passive, Signal};
 use crate::error::BoxError;
 use crate::health::HealthConfig;
 use crate::limits::Limits;
-use crate::policy::Policy;
+use crate::policy::{Policy, ProbePool};
 use crate::ready_set::Shared;
 use crate::time::{Backoff, now_ns};
 use crate::transport::Connector;
@@ -76,6 +76,17 @@ pub(crate) struct Registry<C: Connector> {
     pub(super) discovery_error: Option<(String, Instant)>,
     /// When weighted round robin next recomputes its weights (a publish rebuilds the plan).
     pub(super) reweigh_at: Option<Instant>,
+    /// Prequal's probe pool, which every plan shares.
+    pub(super) probes: Option<Arc<ProbePool>>,
+}
+
+/// Aborts a task spawned beside the loop when the loop ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The receiving ends the control loop reads.
@@ -137,6 +148,7 @@ impl<C: Connector> Registry<C> {
             discovery_answered: false,
             discovery_error: None,
             reweigh_at,
+            probes: None,
         };
         (registry, Inbox { events, signals })
     }
@@ -154,6 +166,16 @@ impl<C: Connector> Registry<C> {
     {
         let mut discovery = pin!(discovery);
         let mut discovering = true;
+        // Prequal's probes run beside this loop and stop with it.
+        let _probing = self.policy.prequal_settings().map(|config| {
+            let pool = Arc::new(ProbePool::default());
+            self.probes = Some(pool.clone());
+            AbortOnDrop(tokio::spawn(super::load_probes::run(
+                shared.clone(),
+                pool,
+                config,
+            )))
+        });
         loop {
             let timer = self.next_timer();
             let mut dirty = tokio::select! {

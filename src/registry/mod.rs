@@ -12,6 +12,7 @@
 //! * `health_checks.rs` and `check_task.rs`: starting active health checks and taking their
 //!   verdicts; the `grpc.health.v1` task itself;
 //! * `probe.rs`: probing a connection after a call on it timed out;
+//! * `load_probes.rs`: Prequal's task, probing servers for their load and filling the pool;
 //! * `pacing.rs`: when the next ready set may go out (publishes spaced by their cost);
 //! * `publish.rs`: from entries to a ready set (tier, panic mode, slow-start weights, why
 //!   nothing is ready).
@@ -27,6 +28,7 @@ mod control;
 mod ejection;
 mod entry;
 mod health_checks;
+mod load_probes;
 mod membership;
 mod pacing;
 mod probe;

@@ -83,6 +83,7 @@ impl<C: Connector> Registry<C> {
             &ready,
             self.defaults.total_in_flight.clone(),
             self.stay_on.as_ref(),
+            self.probes.as_ref(),
         );
         self.stay_on = plan.first(&ready).cloned();
         ReadySet {

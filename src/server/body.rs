@@ -16,15 +16,18 @@ use crate::orca;
 pub(super) struct CallGuard {
     tracker: Arc<Tracker>,
     started: Instant,
+    /// Calls in flight at its start, itself included.
+    load: u64,
     ended: bool,
 }
 
 impl CallGuard {
     pub(super) fn start(tracker: Arc<Tracker>) -> Self {
-        let started = tracker.start();
+        let (started, load) = tracker.start();
         CallGuard {
             tracker,
             started,
+            load,
             ended: false,
         }
     }
@@ -38,7 +41,7 @@ impl CallGuard {
         let error = trailers
             .get("grpc-status")
             .is_some_and(|v| v.as_bytes() != b"0");
-        if let Some(report) = self.tracker.end(self.started, error, true) {
+        if let Some(report) = self.tracker.end(self.started, self.load, error, true) {
             trailers.insert(orca::TRAILER, orca::to_header_value(&report));
         }
     }
@@ -48,7 +51,7 @@ impl Drop for CallGuard {
     fn drop(&mut self) {
         if !self.ended {
             // Ended without trailers (cancelled, broken): counted, nothing to report on.
-            self.tracker.end(self.started, true, false);
+            self.tracker.end(self.started, self.load, true, false);
         }
     }
 }

@@ -10,6 +10,7 @@ use tower::{Layer, Service};
 
 use super::body::{CallGuard, ReportingBody};
 use super::tracker::{Tracker, Utilization};
+use crate::orca::{self, LoadReport};
 
 /// A Tower layer for a gRPC server (tonic's `Server::builder().layer(..)`) that reports the
 /// server's load to its clients in every response's `endpoint-load-metrics-bin` trailer, as
@@ -24,6 +25,11 @@ use super::tracker::{Tracker, Utilization};
 /// without trailers (cancelled, reset) counts as an error and carries no report.
 ///
 /// All services the layer makes share its counts, so use one layer per server.
+///
+/// The layer also answers load probes ([`PROBE_PATH`](crate::orca::PROBE_PATH), the probes
+/// of [`Policy::prequal`](crate::Policy::prequal)) itself, at once, with the same report —
+/// calls in flight now and the latency a call sent now can expect — without counting them as
+/// calls or passing them to the service.
 ///
 /// ```
 /// use tower_lb::server::OrcaLayer;
@@ -110,6 +116,7 @@ pub struct OrcaService<S> {
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for OrcaService<S>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    ResB: Default,
 {
     type Response = http::Response<ReportingBody<ResB>>;
     type Error = S::Error;
@@ -120,9 +127,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+        if request.uri().path() == orca::PROBE_PATH {
+            return ReportingFuture {
+                call: None,
+                probe: Some(self.tracker.probe()),
+                inner: None,
+            };
+        }
         ReportingFuture {
             call: Some(CallGuard::start(self.tracker.clone())),
-            inner: self.inner.call(request),
+            probe: None,
+            inner: Some(self.inner.call(request)),
         }
     }
 }
@@ -131,20 +146,26 @@ pin_project_lite::pin_project! {
     /// The response future of an [`OrcaService`].
     pub struct ReportingFuture<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         call: Option<CallGuard>,
+        // The answer to a load probe, which never reaches the service.
+        probe: Option<LoadReport>,
     }
 }
 
 impl<F, ResB, E> Future for ReportingFuture<F>
 where
     F: Future<Output = Result<http::Response<ResB>, E>>,
+    ResB: Default,
 {
     type Output = Result<http::Response<ReportingBody<ResB>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = std::task::ready!(this.inner.poll(cx))?;
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Ok(probe_answer(this.probe.take().unwrap_or_default())));
+        };
+        let response = std::task::ready!(inner.poll(cx))?;
         let mut call = this.call.take();
         let (mut parts, body) = response.into_parts();
         if parts.headers.contains_key("grpc-status")
@@ -158,6 +179,19 @@ where
             ReportingBody::new(body, call),
         )))
     }
+}
+
+/// A load probe's answer: trailers-only, OK, the report in its header.
+fn probe_answer<B: Default>(report: LoadReport) -> http::Response<ReportingBody<B>> {
+    let mut response = http::Response::new(ReportingBody::new(B::default(), None));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    headers.insert(orca::TRAILER, orca::to_header_value(&report));
+    response
 }
 
 impl<F> std::fmt::Debug for ReportingFuture<F> {

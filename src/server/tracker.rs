@@ -1,6 +1,12 @@
 //! What the layer measures: calls in flight now, and per window (1 s by default) the rate of
-//! finished calls, of errors, their mean latency and the utilisation. A report carries the last
-//! full window's figures (steady, not one call's noise) and the calls in flight now.
+//! finished calls, of errors and the utilisation. A report carries the last full window's
+//! rates (steady, not one call's noise), the calls in flight now, and the latency a call that
+//! starts now can expect.
+//!
+//! That latency is Prequal's: a server's latency depends on how many calls it is running,
+//! so it is estimated per count in flight at a call's start (a moving average per count,
+//! 1 to 32 and "more"), and a report gives the estimate at the count a new call would start
+//! at; where that count has no recent sample, the nearest count that has.
 //!
 //! One mutex, held for a few arithmetic steps at each call's start and end: a server's
 //! request path can afford that, and it keeps the time-weighted in-flight integral exact.
@@ -59,6 +65,59 @@ struct State {
     cpu: Option<CpuSample>,
     /// The last full window's figures.
     last: LoadReport,
+    /// Latency by calls in flight at the start.
+    latency: LatencyByLoad,
+}
+
+/// Calls in flight at their start above which calls share one estimate.
+const LOAD_BUCKETS: usize = 33;
+
+/// Weight of a new sample in its count's moving average.
+const ALPHA: f64 = 0.25;
+
+/// An estimate not updated for this long is not used.
+const STALE: Duration = Duration::from_secs(5);
+
+/// Latency estimates per calls in flight at a call's start (index 0 unused: a call counts
+/// itself).
+#[derive(Debug)]
+struct LatencyByLoad {
+    seconds: [f64; LOAD_BUCKETS],
+    updated: [Option<Instant>; LOAD_BUCKETS],
+}
+
+impl LatencyByLoad {
+    fn new() -> Self {
+        LatencyByLoad {
+            seconds: [0.0; LOAD_BUCKETS],
+            updated: [None; LOAD_BUCKETS],
+        }
+    }
+
+    fn record(&mut self, load: u64, latency: f64, now: Instant) {
+        let b = (load as usize).min(LOAD_BUCKETS - 1);
+        self.seconds[b] = match self.fresh(b, now) {
+            true => self.seconds[b] + ALPHA * (latency - self.seconds[b]),
+            false => latency,
+        };
+        self.updated[b] = Some(now);
+    }
+
+    fn fresh(&self, b: usize, now: Instant) -> bool {
+        self.updated[b].is_some_and(|at| now.duration_since(at) < STALE)
+    }
+
+    /// The estimate for a call starting at `load` in flight: its own count's, else the
+    /// nearest count's below, else above; `None` without a recent sample.
+    fn at(&self, load: u64, now: Instant) -> Option<f64> {
+        let b = (load as usize).clamp(1, LOAD_BUCKETS - 1);
+        let below = (1..=b).rev();
+        let above = b + 1..LOAD_BUCKETS;
+        below
+            .chain(above)
+            .find(|&i| self.fresh(i, now))
+            .map(|i| self.seconds[i])
+    }
 }
 
 impl Tracker {
@@ -81,6 +140,7 @@ impl Tracker {
                 latency_sum: 0.0,
                 cpu,
                 last: LoadReport::default(),
+                latency: LatencyByLoad::new(),
             }),
         }
     }
@@ -90,33 +150,52 @@ impl Tracker {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A call started; returns its start time.
-    pub(super) fn start(&self) -> Instant {
+    /// A call started; returns its start time and the calls in flight with it.
+    pub(super) fn start(&self) -> (Instant, u64) {
         let now = Instant::now();
         let mut s = self.state();
         s.advance(now);
         s.in_flight += 1;
-        now
+        (now, s.in_flight)
     }
 
-    /// A call that started at `started` ended; `error`: with a non-OK status. Returns the
-    /// report to send with it, if asked.
-    pub(super) fn end(&self, started: Instant, error: bool, report: bool) -> Option<LoadReport> {
+    /// A call that started at `started` with `load` in flight ended; `error`: with a non-OK
+    /// status. Returns the report to send with it, if asked.
+    pub(super) fn end(
+        &self,
+        started: Instant,
+        load: u64,
+        error: bool,
+        report: bool,
+    ) -> Option<LoadReport> {
         let now = Instant::now();
         let mut s = self.state();
         s.advance(now);
         s.in_flight = s.in_flight.saturating_sub(1);
         s.finished += 1;
         s.errors += u64::from(error);
-        s.latency_sum += now.duration_since(started).as_secs_f64();
+        let latency = now.duration_since(started).as_secs_f64();
+        s.latency_sum += latency;
+        // A failed call's latency says nothing about a good one's (a server that fails fast
+        // is not fast).
+        if !error {
+            s.latency.record(load, latency, now);
+        }
         if now.duration_since(s.start) >= self.window {
             self.roll(&mut s, now);
         }
-        report.then(|| {
-            let mut r = s.last;
-            r.in_flight = Some(s.in_flight as f64);
-            r
-        })
+        report.then(|| s.report(now))
+    }
+
+    /// The report a load probe gets now.
+    pub(super) fn probe(&self) -> LoadReport {
+        let now = Instant::now();
+        let mut s = self.state();
+        if now.duration_since(s.start) >= self.window {
+            s.advance(now);
+            self.roll(&mut s, now);
+        }
+        s.report(now)
     }
 
     /// Closes the window: its rates, latency and utilisation become what reports say.
@@ -159,6 +238,17 @@ impl Tracker {
 }
 
 impl State {
+    /// The last window's figures with the calls in flight now and the latency a call that
+    /// starts now can expect (the window's mean where no count has a recent sample).
+    fn report(&self, now: Instant) -> LoadReport {
+        let mut r = self.last;
+        r.in_flight = Some(self.in_flight as f64);
+        if let Some(latency) = self.latency.at(self.in_flight + 1, now) {
+            r.latency = Some(latency);
+        }
+        r
+    }
+
     fn advance(&mut self, now: Instant) {
         self.area += self.in_flight as f64 * now.duration_since(self.last_change).as_secs_f64();
         self.last_change = now;
@@ -172,14 +262,14 @@ mod tests {
     #[test]
     fn windows_report_rate_latency_and_slot_utilization() {
         let t = Tracker::new(Utilization::InFlightPer(2.0), Duration::from_millis(20));
-        let started = t.start();
-        let first = t.end(started, false, true).unwrap();
+        let (started, load) = t.start();
+        let first = t.end(started, load, false, true).unwrap();
         assert_eq!(first.rps_fractional, 0.0, "no full window yet");
         assert_eq!(first.in_flight, Some(0.0));
         let a = t.start();
         std::thread::sleep(Duration::from_millis(25));
         let b = t.start();
-        let r = t.end(a, true, true).unwrap();
+        let r = t.end(a.0, a.1, true, true).unwrap();
         assert!(r.rps_fractional > 0.0 && r.eps > 0.0, "{r:?}");
         assert!(
             r.application_utilization > 0.0 && r.application_utilization <= 1.0,
@@ -187,12 +277,35 @@ mod tests {
         );
         assert!(r.latency.unwrap() > 0.0);
         assert_eq!(r.in_flight, Some(1.0));
-        assert!(t.end(b, false, false).is_none());
+        assert!(t.end(b.0, b.1, false, false).is_none());
         let custom = Tracker::new(Utilization::Custom(Arc::new(|| f64::NAN)), Duration::ZERO);
         let s = custom.start();
         assert_eq!(
-            custom.end(s, false, true).unwrap().application_utilization,
+            custom
+                .end(s.0, s.1, false, true)
+                .unwrap()
+                .application_utilization,
             0.0
         );
+    }
+
+    #[test]
+    fn latency_is_estimated_per_calls_in_flight() {
+        let now = Instant::now();
+        let mut l = LatencyByLoad::new();
+        assert_eq!(l.at(1, now), None);
+        l.record(1, 0.010, now);
+        l.record(4, 0.040, now);
+        assert_eq!(l.at(1, now), Some(0.010));
+        // No sample at 2 or 3: the nearest count below.
+        assert_eq!(l.at(3, now), Some(0.010));
+        assert_eq!(l.at(9, now), Some(0.040));
+        // Averaged: a quarter of the way to the new sample.
+        l.record(4, 0.080, now);
+        assert!((l.at(4, now).unwrap() - 0.050).abs() < 1e-12);
+        // Beyond the last count, one shared estimate; stale ones are not used.
+        l.record(500, 1.0, now);
+        assert_eq!(l.at(100, now), Some(1.0));
+        assert_eq!(l.at(1, now + STALE), None);
     }
 }

@@ -25,6 +25,7 @@ mod message_size;
 mod orca;
 mod outlier;
 mod policies;
+mod prequal;
 mod retries;
 mod retry_budget;
 mod routing;

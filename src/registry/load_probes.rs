@@ -1,0 +1,263 @@
+//! Prequal's probe task: sends load probes to random ready endpoints in proportion to the
+//! balancer's picks, records each answer on its endpoint, files it in the probe pool, and
+//! keeps the pool's hot threshold (a quantile of recent answers' calls in flight).
+//!
+//! It runs beside the control loop, reads only published snapshots, and holds the shared
+//! state only between awaits, so it never keeps a dropped balancer alive.
+
+use std::any::{Any, TypeId};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::time::Instant;
+
+use crate::endpoint::EndpointState;
+use crate::orca::{self, LoadReport, ProbeAnswer};
+use crate::policy::{PROBE_SLOTS, Prequal, ProbePool, ProbeSlot, index};
+use crate::ready_set::Shared;
+use crate::time::now_ns;
+use crate::transport::{EndpointChannel, SendError};
+
+/// While picks come, the task looks for new ones this often.
+const BUSY_TICK: Duration = Duration::from_millis(1);
+
+/// After this long without a pick, it looks less often.
+const IDLE_AFTER: Duration = Duration::from_millis(100);
+const IDLE_TICK: Duration = Duration::from_millis(20);
+
+/// Most probes under way at once, and most owed (picks beyond it are not made up later).
+const MAX_PROBES: usize = 256;
+
+/// Recent answers' calls in flight the hot threshold is the quantile of.
+const HISTORY: usize = 64;
+
+/// Whether channels of type `T` can carry probes (tonic request bodies).
+fn supported<T: EndpointChannel>() -> bool {
+    TypeId::of::<T::RequestBody>() == TypeId::of::<tonic::body::Body>()
+}
+
+/// Runs until the balancer is dropped.
+pub(super) async fn run<T: EndpointChannel>(
+    shared: Weak<Shared<T>>,
+    pool: Arc<ProbePool>,
+    config: Prequal,
+) {
+    if !supported::<T>() {
+        tracing::warn!(
+            "prequal: this channel's request body is not tonic's, so it cannot send load probes; picks fall back to p2c over calls in flight"
+        );
+        return;
+    }
+    let mut task = ProbeTask {
+        pool,
+        config,
+        rng: SmallRng::seed_from_u64(now_ns()),
+        owed: 0.0,
+        picks: 0,
+        last_pick: Instant::now(),
+        history: [0; HISTORY],
+        recorded: 0,
+        filed_at: [0; PROBE_SLOTS],
+        ranks: [(0, 0); PROBE_SLOTS],
+        evict_oldest: true,
+        unsupported_warned: false,
+    };
+    let mut probes = FuturesUnordered::new();
+    loop {
+        let tick = match task.last_pick.elapsed() < IDLE_AFTER {
+            true => BUSY_TICK,
+            false => IDLE_TICK,
+        };
+        tokio::select! {
+            Some(done) = probes.next(), if !probes.is_empty() => task.on_answer(done),
+            _ = tokio::time::sleep(tick) => {}
+        }
+        while let Some(Some(done)) = probes.next().now_or_never() {
+            task.on_answer(done);
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let set = shared.set.load();
+        let Some((_, epoch)) = set.plan.probes() else {
+            continue;
+        };
+        task.owe();
+        let n = set.ready.len();
+        while task.owed >= 1.0 && probes.len() < MAX_PROBES && n > 0 {
+            task.owed -= 1.0;
+            let i = index(&mut task.rng, n);
+            let e = &set.ready[i];
+            if !e.channel.is_ready() {
+                continue;
+            }
+            let target = Target {
+                state: e.state.clone(),
+                index: i as u32,
+                epoch,
+                budget: config.reuse_budget(n),
+            };
+            probes.push(probe(e.channel.clone(), target, config.probe_timeout));
+        }
+    }
+}
+
+/// Where a probe went, for filing its answer.
+struct Target {
+    state: Arc<EndpointState>,
+    index: u32,
+    epoch: u16,
+    budget: u16,
+}
+
+struct ProbeTask {
+    pool: Arc<ProbePool>,
+    config: Prequal,
+    rng: SmallRng,
+    /// Probes owed for the picks seen.
+    owed: f64,
+    picks: u64,
+    last_pick: Instant,
+    history: [u32; HISTORY],
+    recorded: usize,
+    /// When each slot was filed (`now_ns()`), for evicting the oldest.
+    filed_at: [u64; PROBE_SLOTS],
+    /// What each slot's answer said when filed (calls in flight, latency in µs), for
+    /// evicting the worst.
+    ranks: [(u32, u32); PROBE_SLOTS],
+    /// Whether the next eviction takes the oldest entry (else the worst): they alternate.
+    evict_oldest: bool,
+    unsupported_warned: bool,
+}
+
+impl ProbeTask {
+    /// Adds the probes owed for the picks made since the last look.
+    fn owe(&mut self) {
+        let picks = self.pool.picks();
+        let new = picks.wrapping_sub(self.picks);
+        self.picks = picks;
+        if new > 0 {
+            self.last_pick = Instant::now();
+            self.owed =
+                (self.owed + new as f64 * self.config.probes_per_query).min(MAX_PROBES as f64);
+        }
+    }
+
+    fn on_answer(&mut self, (target, answer): (Target, Option<ProbeAnswer>)) {
+        let Some(reported) = target.state.reported.as_deref() else {
+            return;
+        };
+        let report: LoadReport = match answer {
+            Some(ProbeAnswer::Report(Ok(report))) => report,
+            Some(ProbeAnswer::Report(Err(e))) => {
+                reported.on_report(Err(e), 0, &target.state.key);
+                return;
+            }
+            Some(ProbeAnswer::Unsupported) => {
+                if !std::mem::replace(&mut self.unsupported_warned, true) {
+                    tracing::warn!(
+                        endpoint = %target.state.key,
+                        "prequal: the endpoint does not answer load probes (add tower_lb::server::OrcaLayer to the server); picks fall back to p2c over calls in flight where no answers come"
+                    );
+                }
+                return;
+            }
+            Some(ProbeAnswer::Failed(why)) => {
+                tracing::debug!(endpoint = %target.state.key, %why, "load probe failed");
+                return;
+            }
+            // Timed out or not sent: no answer is an answer of sorts, but nothing to file.
+            None => return,
+        };
+        let Some(in_flight) = report.in_flight else {
+            return;
+        };
+        let in_flight = in_flight.min(f64::from(u32::MAX)) as u32;
+        let latency_us = report
+            .latency
+            .map_or(u32::MAX, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
+        reported.on_report(Ok(report), target.state.load.in_flight(), &target.state.key);
+        self.history[self.recorded % HISTORY] = in_flight;
+        self.recorded += 1;
+        self.update_hot_threshold();
+        self.file(&target, (in_flight, latency_us));
+    }
+
+    /// The pool's hot threshold: the configured quantile of recent answers' calls in flight.
+    fn update_hot_threshold(&self) {
+        let n = self.recorded.min(HISTORY);
+        let mut recent = self.history;
+        let recent = &mut recent[..n];
+        recent.sort_unstable();
+        let at = ((n as f64 * self.config.q_rif).ceil() as usize).clamp(1, n) - 1;
+        self.pool.set_hot_above(recent[at]);
+    }
+
+    /// Files an answer: in the slot its endpoint already has, else an empty or dead one, else
+    /// in place of the oldest or the worst entry, by turns (the paper's removals).
+    fn file(&mut self, target: &Target, rank: (u32, u32)) {
+        let now = now_ns();
+        let slot = ProbeSlot {
+            epoch: target.epoch,
+            uses: target.budget,
+            index: target.index,
+        };
+        let held: [ProbeSlot; PROBE_SLOTS] = std::array::from_fn(|i| self.pool.get(i));
+        let live = |s: &ProbeSlot| s.epoch == target.epoch && s.uses > 0;
+        let at = held
+            .iter()
+            .position(|s| live(s) && s.index == target.index)
+            .or_else(|| held.iter().position(|s| !live(s)))
+            .unwrap_or_else(|| {
+                self.evict_oldest = !self.evict_oldest;
+                match !self.evict_oldest {
+                    true => (0..PROBE_SLOTS)
+                        .min_by_key(|&i| self.filed_at[i])
+                        .unwrap_or(0),
+                    // The most calls in flight, then the highest latency, when filed.
+                    false => (0..PROBE_SLOTS).max_by_key(|&i| self.ranks[i]).unwrap_or(0),
+                }
+            });
+        self.pool.put(at, slot);
+        self.filed_at[at] = now;
+        self.ranks[at] = rank;
+    }
+}
+
+/// Sends one probe on `channel`; `None` when it was not answered within `timeout`.
+async fn probe<T: EndpointChannel>(
+    mut channel: T,
+    target: Target,
+    timeout: Duration,
+) -> (Target, Option<ProbeAnswer>) {
+    let request = match request::<T>() {
+        Some(r) => r,
+        None => return (target, None),
+    };
+    let sent = channel.send(request);
+    let answer = match tokio::time::timeout(timeout, sent).await {
+        Ok(Ok(response)) => Some(orca::probe_answer(response.status(), response.headers())),
+        Ok(Err(SendError::Unsent { .. } | SendError::Failed(_))) | Err(_) => None,
+    };
+    (target, answer)
+}
+
+/// The probe request, with the channel's body type (tonic's, see [`supported`]).
+fn request<T: EndpointChannel>() -> Option<http::Request<T::RequestBody>> {
+    let body: Box<dyn Any> = Box::new(tonic::body::Body::empty());
+    let body = *body.downcast::<T::RequestBody>().ok()?;
+    let mut request = http::Request::new(body);
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from_static(orca::PROBE_PATH);
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    Some(request)
+}
