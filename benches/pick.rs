@@ -13,6 +13,10 @@
 //!   `ready().await` then `call(req).await`.
 //! * `tower-buffer-p2c/peak-ewma`: the same PeakEwma p2c behind `tower::buffer::Buffer`
 //!   (bound 1024), as tonic's `Channel::balance_list` wraps it: clone, ready, call.
+//! * `tower-lb/prequal`: `Policy::prequal` with its defaults over endpoints that answer load
+//!   probes at once (a fixed report) and calls like the others. The loop yields every 64
+//!   calls so the probe task runs on this thread: the figure is the call *plus* its share of
+//!   probing (3 probes per call, each an in-process request and answer), not the pick alone.
 //!
 //! Single-task numbers run on a current-thread runtime. The `pick-2-tasks` groups run two
 //! tasks on a 2-worker multi-thread runtime, each with its own clone / `Buffer` handle, and
@@ -36,7 +40,7 @@ use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests
 use tower::util::ServiceFn;
 use tower::{Service, ServiceExt};
 use tower_lb::transport::{ServiceChannel, ServiceConnector};
-use tower_lb::{Balancer, PeakEwma, Policy, discover};
+use tower_lb::{Balancer, PeakEwma, Policy, Prequal, discover};
 
 type Body = Empty<Bytes>;
 type Req = http::Request<Body>;
@@ -45,6 +49,13 @@ type Trivial = ServiceFn<fn(Req) -> Ready<Result<Resp, Infallible>>>;
 type LbBalancer = Balancer<ServiceChannel<Trivial, Body>>;
 type TowerBalance<S> = Balance<ServiceList<Vec<S>>, Req>;
 type TowerEwmaBalance = TowerBalance<TowerPeakEwma<Trivial>>;
+type TonicReq = http::Request<tonic::body::Body>;
+type TonicResp = http::Response<tonic::body::Body>;
+type Probed = ServiceFn<fn(TonicReq) -> Ready<Result<TonicResp, Infallible>>>;
+type ProbedBalancer = Balancer<ServiceChannel<Probed, tonic::body::Body>>;
+
+/// Calls between yields in the Prequal contender, so its probe task runs.
+const YIELD_EVERY: u64 = 64;
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const TWO_TASK_SIZES: [usize; 2] = [10, 10_000];
@@ -58,6 +69,65 @@ fn answer(_req: Req) -> Ready<Result<Resp, Infallible>> {
 /// The endpoint service: always ready, answers at once.
 fn trivial() -> Trivial {
     tower::service_fn(answer as fn(Req) -> Ready<Result<Resp, Infallible>>)
+}
+
+/// An endpoint that answers load probes with a fixed report (nothing in flight, 1 ms) and
+/// every other call at once.
+fn answer_or_probe(req: TonicReq) -> Ready<Result<TonicResp, Infallible>> {
+    let mut response = http::Response::new(tonic::body::Body::empty());
+    if req.uri().path() == tower_lb::orca::PROBE_PATH {
+        let mut report = tower_lb::orca::LoadReport::default();
+        report.in_flight = Some(0.0);
+        report.latency = Some(0.001);
+        let headers = response.headers_mut();
+        headers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        headers.insert(
+            tower_lb::orca::TRAILER,
+            http::HeaderValue::from_str(&base64_unpadded(&report.encode())).expect("header"),
+        );
+    }
+    ready(Ok(response))
+}
+
+/// Standard base64 without padding, as gRPC writes `-bin` metadata.
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn prequal_balancer(rt: &Runtime, n: usize) -> ProbedBalancer {
+    rt.block_on(async {
+        let endpoints: Vec<discover::Endpoint> = (0..n)
+            .map(|i| {
+                format!("127.0.0.1:{}", 10_000 + i)
+                    .parse()
+                    .expect("endpoint")
+            })
+            .collect();
+        let service: Probed = tower::service_fn(
+            answer_or_probe as fn(TonicReq) -> Ready<Result<TonicResp, Infallible>>,
+        );
+        let balancer = Balancer::builder()
+            .policy(Policy::prequal(Prequal::default()))
+            .build_with(
+                ServiceConnector::new(move |_: &discover::Endpoint| service),
+                discover::fixed(endpoints),
+            )
+            .expect("balancer");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while balancer.ready_len() < n {
+            assert!(Instant::now() < deadline, "endpoints never became ready");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        balancer
+    })
 }
 
 /// Built inside the loop for every contender, so its cost cancels out in ratios.
@@ -203,6 +273,40 @@ fn bench_single(c: &mut Criterion) {
             });
             drop(balancer);
         }
+
+        let mut prequal = prequal_balancer(&rt, n);
+        let mut ran = false;
+        group.bench_function("tower-lb/prequal", |b| {
+            ran = true;
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let response = prequal
+                            .call(http::Request::new(tonic::body::Body::empty()))
+                            .await
+                            .expect("call");
+                        drop(black_box(response));
+                        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        let answered = prequal
+            .snapshot()
+            .endpoints
+            .iter()
+            .filter(|e| e.server_load.as_ref().is_some_and(|l| l.reports > 0))
+            .count();
+        assert!(
+            !ran || answered > 0,
+            "the probes were answered: {:?}",
+            prequal.snapshot().endpoints[0].server_load
+        );
+        drop(prequal);
 
         let mut pending = tower_pending(&rt, n);
         group.bench_function("tower-p2c/pending-requests", |b| {

@@ -121,6 +121,7 @@ fn policies() -> Vec<Policy> {
         Policy::pick_first_shuffled(),
         Policy::round_robin(),
         Policy::weighted_round_robin(Default::default()),
+        Policy::prequal(Default::default()),
         Policy::weighted_random(),
         Policy::ring_hash(HashKey::header("x-user").unwrap()),
         Policy::maglev(HashKey::header("x-user").unwrap())

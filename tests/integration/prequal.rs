@@ -140,3 +140,21 @@ async fn a_server_that_fails_fast_does_not_draw_the_calls() {
     let failed = run(&balancer, 6, 1_000).await;
     assert!(failed < 30, "{failed} of 1,000 calls failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_sent_in_proportion_to_calls_and_answered() {
+    let server = CapacityServer::start("probed", 4, Duration::from_millis(2)).unwrap();
+    let balancer = balancer(&[server.addr()]);
+    crate::common::wait_ready(&balancer, 1).await;
+    assert_eq!(run(&balancer, 2, 200).await, 0);
+    // Let the last probes come back: bounded.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let load = balancer.snapshot().endpoints[0]
+        .server_load
+        .clone()
+        .unwrap();
+    // Each call's trailer is one report; three probes per call add about three more.
+    assert!(load.reports > 400, "{load:?}");
+    assert_eq!(load.rejected, 0, "{load:?}");
+    assert_eq!(server.calls(), 200, "probes never reach the service");
+}
