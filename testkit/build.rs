@@ -1,5 +1,5 @@
 //! Generates the Echo and interop (`grpc.testing`) clients and servers and the ORCA load
-//! report message (`xds.data.orca.v3`) with protox (no `protoc` needed), and etcd's v3 client
+//! report message (`xds.data.orca.v3`) and out-of-band service (`xds.service.orca.v3`) with protox (no `protoc` needed), and etcd's v3 client
 //! (`proto/etcd/rpc.proto`) into `OUT_DIR/etcd/`, which `tests/etcd_proto.rs` compares with
 //! the copy tower-lb checks in.
 
@@ -8,11 +8,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/interop/test.proto");
     println!("cargo:rerun-if-changed=proto/etcd/rpc.proto");
     println!("cargo:rerun-if-changed=proto/xds/data/orca/v3/orca_load_report.proto");
+    println!("cargo:rerun-if-changed=proto/xds/service/orca/v3/orca.proto");
     let fds = protox::compile(
         [
             "echo.proto",
             "interop/test.proto",
             "xds/data/orca/v3/orca_load_report.proto",
+            "xds/service/orca/v3/orca.proto",
         ],
         ["proto"],
     )?;

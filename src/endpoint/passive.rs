@@ -129,6 +129,7 @@ mod tests {
             max_in_flight: None,
             passive,
             reported_penalty: None,
+            reports_in_trailers: true,
         };
         let addr = "127.0.0.1:1".parse().unwrap();
         Arc::new(EndpointState::new(

@@ -23,6 +23,8 @@ const WARN_EVERY_NS: u64 = 10_000_000_000;
 pub(crate) struct ReportedLoad {
     /// gRPC A58's `errorUtilizationPenalty`, fixed per balancer.
     penalty: f64,
+    /// Whether calls' trailers are read (not with out-of-band reports, as A58 says).
+    from_trailers: bool,
     utilization: AtomicU64,
     qps: AtomicU64,
     eps: AtomicU64,
@@ -88,10 +90,11 @@ pub(crate) struct ReportedTotals {
 }
 
 impl ReportedLoad {
-    pub(crate) fn new(penalty: f64) -> Self {
+    pub(crate) fn new(penalty: f64, from_trailers: bool) -> Self {
         let nan = AtomicU64::new(f64::NAN.to_bits());
         ReportedLoad {
             penalty,
+            from_trailers,
             in_flight: nan,
             latency: AtomicU64::new(f64::NAN.to_bits()),
             ..ReportedLoad::default()
@@ -106,6 +109,9 @@ impl ReportedLoad {
         own_in_flight: u32,
         endpoint: &dyn std::fmt::Display,
     ) {
+        if !self.from_trailers {
+            return;
+        }
         if let Some(report) = orca::from_trailers(trailers) {
             self.on_report(report, own_in_flight, endpoint);
         }
@@ -280,7 +286,7 @@ mod tests {
 
     #[test]
     fn a58_blackout_expiry_and_penalty() {
-        let r = ReportedLoad::new(1.0);
+        let r = ReportedLoad::new(1.0, true);
         let (blackout, expiry) = (10 * S, 180 * S);
         assert_eq!(r.weight(S, blackout, expiry), 0.0, "no report yet");
         r.record(&report(0.5, 100.0, 0.0), S);
@@ -306,7 +312,7 @@ mod tests {
 
     #[test]
     fn bad_and_late_reports_are_counted_not_used() {
-        let r = ReportedLoad::new(1.0);
+        let r = ReportedLoad::new(1.0, true);
         let mut h = HeaderMap::new();
         h.insert(orca::TRAILER, "%%%".parse().unwrap());
         r.on_trailers(&h, 0, &"e");

@@ -83,6 +83,8 @@ pub(crate) struct EndpointDefaults {
     pub(crate) passive: Arc<Passive>,
     /// For a policy that reads ORCA reports: A58's `errorUtilizationPenalty`.
     pub(crate) reported_penalty: Option<f64>,
+    /// Whether reports are read from calls' trailers (else only from the out-of-band stream).
+    pub(crate) reports_in_trailers: bool,
 }
 
 impl EndpointState {
@@ -100,7 +102,7 @@ impl EndpointState {
             total_in_flight: defaults.total_in_flight.clone(),
             reported: defaults
                 .reported_penalty
-                .map(|penalty| Box::new(ReportedLoad::new(penalty))),
+                .map(|penalty| Box::new(ReportedLoad::new(penalty, defaults.reports_in_trailers))),
         }
     }
 

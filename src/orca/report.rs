@@ -70,9 +70,9 @@ impl DecodeError {
 }
 
 /// Protobuf wire types.
-const VARINT: u8 = 0;
+pub(super) const VARINT: u8 = 0;
 const FIXED64: u8 = 1;
-const LEN: u8 = 2;
+pub(super) const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
 impl LoadReport {
@@ -194,7 +194,7 @@ fn take<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N], DecodeError> {
     Ok(*head)
 }
 
-fn varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
+pub(super) fn varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
     let mut v = 0u64;
     for i in 0..10 {
         let Some((&b, rest)) = buf.split_first() else {
@@ -209,7 +209,7 @@ fn varint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
     Err(DecodeError("varint longer than 10 bytes"))
 }
 
-fn bytes<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
+pub(super) fn bytes<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     let len = varint(buf)?;
     let len = usize::try_from(len).map_err(|_| DecodeError("length too large"))?;
     if len > buf.len() {
@@ -220,7 +220,7 @@ fn bytes<'a>(buf: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     Ok(head)
 }
 
-fn skip(buf: &mut &[u8], wire: u8) -> Result<(), DecodeError> {
+pub(super) fn skip(buf: &mut &[u8], wire: u8) -> Result<(), DecodeError> {
     match wire {
         VARINT => varint(buf).map(drop),
         FIXED64 => take::<8>(buf).map(drop),

@@ -433,6 +433,8 @@ impl Policy {
                 Kind::Prequal => Some(0.0),
                 _ => self.wrr_settings().map(|w| w.penalty),
             },
+            // A58: with out-of-band reports, calls' trailers are not read.
+            reports_in_trailers: self.out_of_band_interval().is_none(),
         }
     }
 
@@ -442,6 +444,13 @@ impl Policy {
             Kind::WeightedRoundRobin => self.wrr.as_deref().copied(),
             _ => None,
         }
+    }
+
+    /// The interval to ask out-of-band load reports at, when the policy reads them from the
+    /// out-of-band stream rather than calls' trailers (weighted round robin with
+    /// [`out_of_band`](WeightedRoundRobin::out_of_band)).
+    pub(crate) fn out_of_band_interval(&self) -> Option<std::time::Duration> {
+        self.wrr_settings().filter(|w| w.oob).map(|w| w.oob_period)
     }
 
     /// Prequal's settings, if the policy probes.

@@ -93,9 +93,11 @@ impl WeightedRoundRobin {
         Ok(self)
     }
 
-    /// A58's `enableOobLoadReport` and `oobReportingPeriod`: kept so a service config
-    /// round-trips, but out-of-band reports are not implemented yet — weights come from the
-    /// per-call trailers either way.
+    /// A58's `enableOobLoadReport` and `oobReportingPeriod` (default off, 10 s): when
+    /// enabled, each connected endpoint is asked for its reports on the ORCA out-of-band
+    /// stream (`OpenRcaService/StreamCoreMetrics`, gRPC A51) every `period` — the server may
+    /// report less often — and calls' trailers are not read. Weights then follow the servers
+    /// whether or not calls go to them.
     pub fn out_of_band(mut self, enabled: bool, period: Duration) -> Self {
         self.oob = enabled;
         self.oob_period = period;

@@ -262,6 +262,14 @@ impl<C: Connector> Registry<C> {
                     // A58: a weight is used again only after a new blackout period.
                     reported.became_ready();
                 }
+                entry.stop_reports();
+                if let Some(interval) = self.policy.out_of_band_interval() {
+                    entry.reports = Some(super::out_of_band::spawn(
+                        channel.clone(),
+                        state.clone(),
+                        interval,
+                    ));
+                }
                 entry.channel = Some(channel);
                 true
             }
@@ -273,6 +281,7 @@ impl<C: Connector> Registry<C> {
                 Some(entry) if entry.generation == generation => {
                     let was_ready = entry.channel.take().is_some();
                     entry.check.stop();
+                    entry.stop_reports();
                     let first_failure = entry.last_error.is_none();
                     if let Some(e) = &error {
                         self.last_error = Some(format!("{}: {e}", entry.endpoint.addr()));

@@ -25,12 +25,25 @@ pub(super) struct Entry<T> {
     pub(super) check: CheckState,
     /// Since when it has been healthy and ready (slow start), `None` while it is not.
     pub(super) joined: Option<Instant>,
+    /// Its out-of-band load-report stream, while connected (weighted round robin with
+    /// out-of-band reports).
+    pub(super) reports: Option<JoinHandle<()>>,
+}
+
+impl<T> Entry<T> {
+    /// Stops its out-of-band load-report stream, if one runs.
+    pub(super) fn stop_reports(&mut self) {
+        if let Some(task) = self.reports.take() {
+            task.abort();
+        }
+    }
 }
 
 impl<T> Drop for Entry<T> {
     fn drop(&mut self) {
         self.task.abort();
         self.check.stop();
+        self.stop_reports();
     }
 }
 

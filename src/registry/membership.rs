@@ -95,6 +95,7 @@ impl<C: Connector> Registry<C> {
             ejection: Ejection::default(),
             check: CheckState::default(),
             joined: None,
+            reports: None,
         };
         let replaced = self.entries.insert(key, entry);
         if let Some(old) = &replaced {

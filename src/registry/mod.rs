@@ -13,6 +13,8 @@
 //!   verdicts; the `grpc.health.v1` task itself;
 //! * `probe.rs`: probing a connection after a call on it timed out;
 //! * `load_probes.rs`: Prequal's task, probing servers for their load and filling the pool;
+//! * `out_of_band.rs`: an endpoint's out-of-band load-report stream (ORCA, for weighted
+//!   round robin);
 //! * `pacing.rs`: when the next ready set may go out (publishes spaced by their cost);
 //! * `publish.rs`: from entries to a ready set (tier, panic mode, slow-start weights, why
 //!   nothing is ready).
@@ -30,6 +32,7 @@ mod entry;
 mod health_checks;
 mod load_probes;
 mod membership;
+mod out_of_band;
 mod pacing;
 mod probe;
 mod publish;

@@ -3,7 +3,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
 
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
@@ -58,21 +60,60 @@ impl Drop for CallGuard {
 
 pin_project_lite::pin_project! {
     /// The body of a response from an [`OrcaService`](super::OrcaService): the inner body,
-    /// with an ORCA load report added to its trailers.
+    /// with an ORCA load report added to its trailers; or the layer's own out-of-band stream
+    /// of reports.
     pub struct ReportingBody<B> {
         #[pin]
         inner: B,
         call: Option<CallGuard>,
+        out_of_band: Option<OutOfBandStream>,
     }
 }
 
 impl<B> ReportingBody<B> {
     pub(super) fn new(inner: B, call: Option<CallGuard>) -> Self {
-        ReportingBody { inner, call }
+        ReportingBody {
+            inner,
+            call,
+            out_of_band: None,
+        }
+    }
+
+    pub(super) fn out_of_band(unused: B, stream: OutOfBandStream) -> Self {
+        ReportingBody {
+            inner: unused,
+            call: None,
+            out_of_band: Some(stream),
+        }
     }
 }
 
-impl<B: Body> Body for ReportingBody<B> {
+/// An out-of-band stream's reports: one at once, then one per interval, until the client
+/// goes.
+#[derive(Debug)]
+pub(super) struct OutOfBandStream {
+    tracker: Arc<Tracker>,
+    ticks: tokio::time::Interval,
+}
+
+impl OutOfBandStream {
+    pub(super) fn new(tracker: Arc<Tracker>, interval: Duration) -> Self {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        OutOfBandStream { tracker, ticks }
+    }
+
+    fn poll_report(&mut self, cx: &mut Context<'_>) -> Poll<Bytes> {
+        std::task::ready!(self.ticks.poll_tick(cx));
+        Poll::Ready(orca::grpc_frame(&self.tracker.probe().encode()))
+    }
+}
+
+impl<B> Body for ReportingBody<B>
+where
+    B: Body,
+    B::Data: From<Bytes>,
+{
     type Data = B::Data;
     type Error = B::Error;
 
@@ -81,6 +122,10 @@ impl<B: Body> Body for ReportingBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
+        if let Some(stream) = this.out_of_band {
+            let report = std::task::ready!(stream.poll_report(cx));
+            return Poll::Ready(Some(Ok(Frame::data(B::Data::from(report)))));
+        }
         let mut frame = std::task::ready!(this.inner.poll_frame(cx));
         match &mut frame {
             Some(Ok(f)) => {
@@ -95,10 +140,13 @@ impl<B: Body> Body for ReportingBody<B> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.out_of_band.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.out_of_band {
+            Some(_) => SizeHint::default(),
+            None => self.inner.size_hint(),
+        }
     }
 }

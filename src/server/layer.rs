@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tower::{Layer, Service};
 
-use super::body::{CallGuard, ReportingBody};
+use super::body::{CallGuard, OutOfBandStream, ReportingBody};
 use super::tracker::{Tracker, Utilization};
 use crate::orca::{self, LoadReport};
 
@@ -26,6 +26,11 @@ use crate::orca::{self, LoadReport};
 ///
 /// All services the layer makes share its counts, so use one layer per server.
 ///
+/// The layer also serves gRPC's out-of-band load reports (A51,
+/// [`OUT_OF_BAND_PATH`](crate::orca::OUT_OF_BAND_PATH)): a client that opens
+/// `OpenRcaService/StreamCoreMetrics` gets the report at the interval it asks for, at least
+/// [`min_reporting_interval`](Self::min_reporting_interval).
+///
 /// The layer also answers load probes ([`PROBE_PATH`](crate::orca::PROBE_PATH), the probes
 /// of [`Policy::prequal`](crate::Policy::prequal)) itself, at once, with the same report —
 /// calls in flight now and the latency a call sent now can expect — without counting them as
@@ -41,6 +46,7 @@ pub struct OrcaLayer {
     tracker: Arc<Tracker>,
     utilization: Utilization,
     window: Duration,
+    min_interval: Duration,
 }
 
 impl Default for OrcaLayer {
@@ -62,6 +68,7 @@ impl OrcaLayer {
             tracker: Arc::new(Tracker::new(utilization.clone(), window)),
             utilization,
             window,
+            min_interval: DEFAULT_MIN_INTERVAL,
         }
     }
 
@@ -91,9 +98,22 @@ impl OrcaLayer {
     /// utilisation in reports are the last full window's.
     pub fn window(self, window: Duration) -> Self {
         let window = window.max(Duration::from_millis(10));
-        OrcaLayer::with(self.utilization, window)
+        OrcaLayer {
+            min_interval: self.min_interval,
+            ..OrcaLayer::with(self.utilization, window)
+        }
+    }
+
+    /// The shortest interval the out-of-band stream reports at (default 1 s): a client that
+    /// asks for less gets this (gRPC A51's minimum reporting interval).
+    pub fn min_reporting_interval(mut self, interval: Duration) -> Self {
+        self.min_interval = interval.max(Duration::from_millis(10));
+        self
     }
 }
+
+/// The out-of-band stream's minimum reporting interval unless set.
+const DEFAULT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<S> Layer<S> for OrcaLayer {
     type Service = OrcaService<S>;
@@ -102,6 +122,7 @@ impl<S> Layer<S> for OrcaLayer {
         OrcaService {
             inner,
             tracker: self.tracker.clone(),
+            min_interval: self.min_interval,
         }
     }
 }
@@ -111,11 +132,13 @@ impl<S> Layer<S> for OrcaLayer {
 pub struct OrcaService<S> {
     inner: S,
     tracker: Arc<Tracker>,
+    min_interval: Duration,
 }
 
 impl<S, ReqB, ResB> Service<http::Request<ReqB>> for OrcaService<S>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    ReqB: http_body::Body + Send + 'static,
     ResB: Default,
 {
     type Response = http::Response<ReportingBody<ResB>>;
@@ -127,19 +150,70 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
-        if request.uri().path() == orca::PROBE_PATH {
-            return ReportingFuture {
-                call: None,
-                probe: Some(self.tracker.probe()),
-                inner: None,
-            };
-        }
+        let answer = match request.uri().path() {
+            orca::PROBE_PATH => Answer::Probe(self.tracker.probe()),
+            orca::OUT_OF_BAND_PATH => Answer::OutOfBand {
+                tracker: self.tracker.clone(),
+                min_interval: self.min_interval,
+                requested: Box::pin(requested_interval(request.into_body())),
+            },
+            _ => {
+                return ReportingFuture {
+                    call: Some(CallGuard::start(self.tracker.clone())),
+                    answer: None,
+                    inner: Some(self.inner.call(request)),
+                };
+            }
+        };
         ReportingFuture {
-            call: Some(CallGuard::start(self.tracker.clone())),
-            probe: None,
-            inner: Some(self.inner.call(request)),
+            call: None,
+            answer: Some(answer),
+            inner: None,
         }
     }
+}
+
+/// What the layer answers itself, without the service.
+enum Answer {
+    /// A load probe: the report now.
+    Probe(LoadReport),
+    /// An out-of-band stream, once its request says at what interval.
+    OutOfBand {
+        tracker: Arc<Tracker>,
+        min_interval: Duration,
+        requested: Pin<Box<dyn Future<Output = Duration> + Send>>,
+    },
+}
+
+/// The reporting interval an out-of-band request asks for (zero when it says none or cannot
+/// be read): its first message, read up to 64 KiB.
+async fn requested_interval<B>(body: B) -> Duration
+where
+    B: http_body::Body + Send + 'static,
+{
+    let mut body = std::pin::pin!(body);
+    let mut messages = orca::Messages::default();
+    let mut read = 0usize;
+    while let Some(Ok(frame)) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(mut data) = frame.into_data() else {
+            break;
+        };
+        use bytes::Buf;
+        while data.has_remaining() && read <= 64 * 1024 {
+            let chunk = data.chunk();
+            read += chunk.len();
+            messages.push(chunk);
+            let n = chunk.len();
+            data.advance(n);
+        }
+        match messages.next() {
+            Some(Ok(message)) => return orca::decode_oob_request(&message).unwrap_or_default(),
+            Some(Err(_)) => break,
+            None if read > 64 * 1024 => break,
+            None => {}
+        }
+    }
+    Duration::ZERO
 }
 
 pin_project_lite::pin_project! {
@@ -148,8 +222,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<F>,
         call: Option<CallGuard>,
-        // The answer to a load probe, which never reaches the service.
-        probe: Option<LoadReport>,
+        // A probe or out-of-band stream, which never reaches the service.
+        answer: Option<Answer>,
     }
 }
 
@@ -163,7 +237,20 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(inner) = this.inner.as_pin_mut() else {
-            return Poll::Ready(Ok(probe_answer(this.probe.take().unwrap_or_default())));
+            return match this.answer {
+                Some(Answer::Probe(report)) => Poll::Ready(Ok(probe_answer(*report))),
+                Some(Answer::OutOfBand {
+                    tracker,
+                    min_interval,
+                    requested,
+                }) => {
+                    let requested = std::task::ready!(requested.as_mut().poll(cx));
+                    let interval = requested.max(*min_interval);
+                    let stream = OutOfBandStream::new(tracker.clone(), interval);
+                    Poll::Ready(Ok(out_of_band_answer(stream)))
+                }
+                None => Poll::Ready(Ok(probe_answer(LoadReport::default()))),
+            };
         };
         let response = std::task::ready!(inner.poll(cx))?;
         let mut call = this.call.take();
@@ -179,6 +266,16 @@ where
             ReportingBody::new(body, call),
         )))
     }
+}
+
+/// An out-of-band stream's answer: headers now, then a report per interval.
+fn out_of_band_answer<B: Default>(stream: OutOfBandStream) -> http::Response<ReportingBody<B>> {
+    let mut response = http::Response::new(ReportingBody::out_of_band(B::default(), stream));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }
 
 /// A load probe's answer: trailers-only, OK, the report in its header.

@@ -62,12 +62,33 @@ pub mod capacity;
 pub mod chaos;
 pub mod interop;
 
-/// Generated code for the ORCA load report, `xds.data.orca.v3.OrcaLoadReport`: an
-/// independent decoder for what tower-lb's server layer writes.
+/// Generated code for the xDS protos the tests use, nested as their packages are (the
+/// generated service refers to the report type by relative path).
 #[allow(missing_docs)]
-pub mod orca_pb {
-    tonic::include_proto!("xds.data.orca.v3");
+pub mod xds {
+    pub mod data {
+        pub mod orca {
+            pub mod v3 {
+                tonic::include_proto!("xds.data.orca.v3");
+            }
+        }
+    }
+    pub mod service {
+        pub mod orca {
+            pub mod v3 {
+                pub use prost_types::Duration;
+                tonic::include_proto!("xds.service.orca.v3");
+            }
+        }
+    }
 }
+
+/// The ORCA load report, `xds.data.orca.v3.OrcaLoadReport`: an independent decoder for what
+/// tower-lb's server layer writes.
+pub use xds::data::orca::v3 as orca_pb;
+/// ORCA's out-of-band service, `xds.service.orca.v3.OpenRcaService`: an independent client
+/// for the stream tower-lb's server layer serves.
+pub use xds::service::orca::v3 as orca_service_pb;
 
 /// Generated code for the `echo` protobuf package (messages, client, server).
 #[allow(missing_docs)]

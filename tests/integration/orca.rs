@@ -210,3 +210,85 @@ async fn other_policies_do_not_read_reports() {
     run(&balancer, &[&a], 1, 5).await;
     assert!(balancer.snapshot().endpoints[0].server_load.is_none());
 }
+
+#[tokio::test]
+async fn the_out_of_band_stream_is_served_to_an_independent_client() {
+    use tower_lb_testkit::orca_service_pb::OrcaLoadReportRequest;
+    use tower_lb_testkit::orca_service_pb::open_rca_service_client::OpenRcaServiceClient;
+    let server = CapacityServer::start("oob", 2, Duration::from_millis(1)).unwrap();
+    let mut client = OpenRcaServiceClient::connect(format!("http://{}", server.addr()))
+        .await
+        .unwrap();
+    // A 10 ms interval is raised to the layer's minimum (1 s): the first report comes at
+    // once, the next about a second later. Bounded by a timeout.
+    let request = OrcaLoadReportRequest {
+        report_interval: Some(tower_lb_testkit::orca_service_pb::Duration {
+            seconds: 0,
+            nanos: 10_000_000,
+        }),
+        request_cost_names: vec![],
+    };
+    let mut stream = client
+        .stream_core_metrics(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let started = tokio::time::Instant::now();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(first.named_metrics.contains_key("in_flight"), "{first:?}");
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(second.named_metrics.contains_key("in_flight"), "{second:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the minimum interval holds: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.calls(), 0, "the stream never reaches the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_reads_the_out_of_band_stream_not_the_trailers() {
+    let server = CapacityServer::start("oob-wrr", 2, Duration::from_millis(1)).unwrap();
+    let policy = Policy::weighted_round_robin(
+        WeightedRoundRobin::default().out_of_band(true, Duration::from_millis(100)),
+    );
+    let balancer = balancer(&[&server], policy);
+    crate::common::wait_ready(&balancer, 1).await;
+    // Reports come with no call made: bounded wait.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reports = balancer.snapshot().endpoints[0]
+            .server_load
+            .as_ref()
+            .map_or(0, |l| l.reports);
+        if reports > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no out-of-band report"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 100 calls' trailers are not read: far fewer reports than calls in the next moments.
+    let before = balancer.snapshot().endpoints[0]
+        .server_load
+        .clone()
+        .unwrap()
+        .reports;
+    run(&balancer, &[&server], 2, 100).await;
+    let after = balancer.snapshot().endpoints[0]
+        .server_load
+        .clone()
+        .unwrap()
+        .reports;
+    assert!(after - before < 10, "{before} → {after}");
+}
