@@ -3,8 +3,9 @@
 //! (a sleep), the rest queueing inside the server — under open-loop load at `ORCA_LOAD` (default 0.4) of the
 //! total capacity. Each server reports `OrcaLayer::utilization_from_in_flight(slots)`.
 //!
-//! Arms: weighted round robin by the reports (A58; blackout 2 s instead of 10 s so the run
-//! stays short), plain round robin, p2c over PeakEWMA. For each: every server's utilisation
+//! Arms: Prequal (probes answered by the same layer), weighted round robin by the reports
+//! (A58; blackout 2 s instead of 10 s so the run stays short), plain round robin, p2c over
+//! PeakEWMA. For each: every server's utilisation
 //! (slot-time used / slot-time available over the measured window), max/min of those, the
 //! calls' p50 / p99 (client side, queueing included) and calls that missed their 2 s deadline.
 //!
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tower_lb::discover::{Endpoint, fixed};
-use tower_lb::{Balancer, PeakEwma, Policy, WeightedRoundRobin};
+use tower_lb::{Balancer, PeakEwma, Policy, Prequal, WeightedRoundRobin};
 use tower_lb_testkit::capacity::CapacityServer;
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
@@ -146,7 +147,8 @@ async fn main() {
     let work = Duration::from_millis(env("ORCA_WORK_MS", 10));
     let load: f64 = env("ORCA_LOAD", 0.4);
     let wrr = WeightedRoundRobin::default().blackout_period(Duration::from_secs(2));
-    let arms: [(&'static str, Policy); 3] = [
+    let arms: [(&'static str, Policy); 4] = [
+        ("prequal", Policy::prequal(Prequal::default())),
         (
             "weighted_round_robin (ORCA)",
             Policy::weighted_round_robin(wrr),
