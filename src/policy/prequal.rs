@@ -21,7 +21,11 @@
 //!   server that fails fast looks idle and fast), and outlier detection takes it out of the
 //!   ready set after consecutive failures — the pool never sees it again until it returns;
 //! * a new snapshot voids the pool (entries name snapshot positions); it refills at the
-//!   probing rate within a few picks.
+//!   probing rate within a few picks;
+//! * a probe owed to an endpoint whose last report (often a call's trailer, which carries
+//!   the same figures) is younger than `fresh_report` is not sent; that report is filed
+//!   instead. In a fleet of short calls the paper's 3 probes per call cost as much work as
+//!   the calls themselves, for figures the trailers already bring.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -55,6 +59,7 @@ pub struct Prequal {
     pub(crate) max_age: Duration,
     pub(crate) probe_timeout: Duration,
     pub(crate) reuse_delta: f64,
+    pub(crate) fresh_report: Duration,
 }
 
 impl Default for Prequal {
@@ -65,6 +70,7 @@ impl Default for Prequal {
             max_age: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(250),
             reuse_delta: 1.0,
+            fresh_report: Duration::from_millis(5),
         }
     }
 }
@@ -110,6 +116,16 @@ impl Prequal {
         self
     }
 
+    /// A probe owed to an endpoint whose last report — a probe's answer or a call's trailer —
+    /// is younger than this is not sent: that report goes into the pool instead (default
+    /// 5 ms; zero: always probe). Where calls are short and frequent, their trailers keep
+    /// every endpoint's report fresh and probing would only add three calls' worth of work
+    /// per call to both sides; where calls are slow or an endpoint gets none, probes go out.
+    pub fn fresh_report(mut self, age: Duration) -> Self {
+        self.fresh_report = age;
+        self
+    }
+
     /// How many picks one answer may serve, for a fleet of `n` endpoints: the paper's
     /// `1 + δ / ((1 - m/n) · r_probe)` (pool size `m`, no removals by picks), at least 1, at
     /// most [`MAX_REUSE`] (a fleet no larger than the pool).
@@ -138,8 +154,23 @@ struct Ranked {
     slot: usize,
     seen: Slot,
     rif: u32,
-    /// Microseconds; unknown reads as the largest.
+    /// The latency's class (see [`latency_class`]); unknown reads as the largest.
     latency: u32,
+}
+
+/// Latencies within about an eighth of each other fall in one class: the class is the
+/// position of the highest set bit and the three bits below it (a float with a 3-bit
+/// mantissa). Among cold entries of one class the fewest in flight wins, so servers whose
+/// estimates differ only by noise share calls by load instead of the marginally faster one
+/// taking every call until it turns hot.
+#[inline]
+fn latency_class(us: u32) -> u32 {
+    let top = 31 - (us | 1).leading_zeros();
+    let mantissa = match top {
+        0..=2 => us & 7,
+        _ => (us >> (top - 3)) & 7,
+    };
+    top << 3 | mantissa
 }
 
 /// The hot-cold pick over the pool's live entries; p2c over in-flight without one.
@@ -182,7 +213,7 @@ pub(crate) fn pick<T: EndpointChannel>(
         };
         let latency = match probed.latency_us {
             0 => u32::MAX,
-            l => l,
+            l => latency_class(l),
         };
         let entry = Ranked {
             slot,
@@ -209,6 +240,24 @@ pub(crate) fn pick<T: EndpointChannel>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_within_an_eighth_share_a_class() {
+        assert_eq!(latency_class(1050), latency_class(1100));
+        assert!(latency_class(1000) < latency_class(1200));
+        assert!(latency_class(40_000) < latency_class(80_000));
+        // Ordered and distinct for small values.
+        let small: Vec<u32> = (1..16).map(latency_class).collect();
+        assert!(small.windows(2).all(|w| w[0] <= w[1]), "{small:?}");
+        // Monotone everywhere it is sampled.
+        let mut last = 0;
+        for us in (1..5_000_000).step_by(997) {
+            let c = latency_class(us);
+            assert!(c >= last, "{us}");
+            last = c;
+        }
+        assert!(latency_class(u32::MAX - 1) < u32::MAX);
+    }
 
     #[test]
     fn settings_are_checked_and_the_reuse_budget_follows_the_paper() {

@@ -65,6 +65,7 @@ pub(super) async fn run<T: EndpointChannel>(
         ranks: [(0, 0); PROBE_SLOTS],
         evict_oldest: true,
         unsupported_warned: false,
+        fresh_ns: u64::try_from(config.fresh_report.as_nanos()).unwrap_or(u64::MAX),
     };
     let mut probes = FuturesUnordered::new();
     loop {
@@ -101,7 +102,17 @@ pub(super) async fn run<T: EndpointChannel>(
                 epoch,
                 budget: config.reuse_budget(n),
             };
-            probes.push(probe(e.channel.clone(), target, config.probe_timeout));
+            // A report this young (a call's trailer, most often) says what a probe would:
+            // filed as it is, without the probe's cost to both sides.
+            let fresh = e
+                .state
+                .reported
+                .as_deref()
+                .and_then(|r| r.probed(now_ns(), task.fresh_ns));
+            match fresh {
+                Some(report) => task.take(&target, report.in_flight, report.latency_us),
+                None => probes.push(probe(e.channel.clone(), target, config.probe_timeout)),
+            }
         }
     }
 }
@@ -132,6 +143,8 @@ struct ProbeTask {
     /// Whether the next eviction takes the oldest entry (else the worst): they alternate.
     evict_oldest: bool,
     unsupported_warned: bool,
+    /// Reports younger than this are filed without a probe.
+    fresh_ns: u64,
 }
 
 impl ProbeTask {
@@ -181,10 +194,15 @@ impl ProbeTask {
             .latency
             .map_or(u32::MAX, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
         reported.on_report(Ok(report), target.state.load.in_flight(), &target.state.key);
+        self.take(&target, in_flight, latency_us);
+    }
+
+    /// Takes a report into the hot threshold's history and the pool.
+    fn take(&mut self, target: &Target, in_flight: u32, latency_us: u32) {
         self.history[self.recorded % HISTORY] = in_flight;
         self.recorded += 1;
         self.update_hot_threshold();
-        self.file(&target, (in_flight, latency_us));
+        self.file(target, (in_flight, latency_us));
     }
 
     /// The pool's hot threshold: the configured quantile of recent answers' calls in flight.
