@@ -811,11 +811,14 @@ async fn testbed() -> Result<(), Box<dyn Error>> {
     for (s, scenario) in scenarios.iter().enumerate() {
         let label = match scenario.failing {
             0 => format!("load {}", scenario.load),
-            n => format!(
-                "{n} of {SERVERS} failing, load {} ({} seeds)",
-                scenario.load,
-                results[s][0].len()
-            ),
+            n => {
+                let seeds = results[s][0].len();
+                let plural = if seeds == 1 { "" } else { "s" };
+                format!(
+                    "{n} of {SERVERS} failing, load {} ({seeds} seed{plural})",
+                    scenario.load
+                )
+            }
         };
         let base_p99 = baseline.map(|b| mean(results[s][b].iter().map(|r| ms(r.p99))));
         for (a, arm) in arms.iter().enumerate() {
