@@ -69,7 +69,7 @@ use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwmaDiscover, PendingRequestsDiscover};
 use tower::{BoxError, Service, ServiceExt};
 use tower_lb::discover::{Endpoint, fixed};
-use tower_lb::{Balancer, PeakEwma, Policy, WeightedRoundRobin};
+use tower_lb::{Balancer, PeakEwma, Policy, Prequal, WeightedRoundRobin};
 use tower_lb_testkit::capacity::{CapacityServer, Noise, WORK_METADATA};
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
@@ -176,6 +176,25 @@ struct Arm {
     kind: Kind,
 }
 
+/// Prequal's settings: the defaults, unless `TESTBED_PQ_*` say otherwise (for tuning).
+fn prequal() -> Prequal {
+    let mut p = Prequal::default();
+    if let Some(q) = env_opt::<f64>("TESTBED_PQ_Q") {
+        p = p.hot_quantile(q).expect("quantile");
+    }
+    if let Some(r) = env_opt::<f64>("TESTBED_PQ_RATE") {
+        p = p.probes_per_query(r).expect("rate");
+    }
+    if let Some(ms) = env_opt::<u64>("TESTBED_PQ_FRESH_MS") {
+        p = p.fresh_report(Duration::from_millis(ms));
+    }
+    p
+}
+
+fn env_opt<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 /// The arm every other is compared with.
 const BASELINE: &str = "tower p2c PeakEwma";
 
@@ -208,9 +227,11 @@ fn arms() -> Vec<Arm> {
             name: "tower-lb WRR (ORCA)",
             kind: Kind::TowerLb(Policy::weighted_round_robin(wrr)),
         },
-        // The Prequal policy goes here when it lands, one line. Each arm adds about a sixth to
-        // the default run (~85 s of its ~520 s on the shared 2-core VM).
-        // Arm { name: "tower-lb Prequal", kind: Kind::TowerLb(Policy::prequal(..)) },
+        // Each arm adds about a sixth to the default run (~85 s on the shared 2-core VM).
+        Arm {
+            name: "tower-lb Prequal",
+            kind: Kind::TowerLb(Policy::prequal(prequal())),
+        },
     ];
     match env_list("TESTBED_ARMS") {
         // The baseline always runs: every ratio needs it.
