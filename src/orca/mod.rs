@@ -19,9 +19,9 @@ mod report;
 mod trailer;
 
 pub use out_of_band::OUT_OF_BAND_PATH;
-pub(crate) use out_of_band::{
-    Messages, decode_request as decode_oob_request, frame as grpc_frame, request as oob_request,
-};
+pub(crate) use out_of_band::{Messages, request as oob_request};
+#[cfg(feature = "server")]
+pub(crate) use out_of_band::{decode_request as decode_oob_request, frame as grpc_frame};
 pub use probe::PROBE_PATH;
 pub(crate) use probe::{ProbeAnswer, answer as probe_answer};
 pub use report::{DecodeError, LoadReport};

@@ -44,6 +44,7 @@ pub(crate) fn request(interval: Duration) -> Bytes {
 }
 
 /// The requested interval of an `OrcaLoadReportRequest` (zero when absent).
+#[cfg(any(feature = "server", test))]
 pub(crate) fn decode_request(mut buf: &[u8]) -> Result<Duration, DecodeError> {
     let mut interval = Duration::ZERO;
     while !buf.is_empty() {
@@ -57,6 +58,7 @@ pub(crate) fn decode_request(mut buf: &[u8]) -> Result<Duration, DecodeError> {
     Ok(interval)
 }
 
+#[cfg(any(feature = "server", test))]
 fn decode_duration(mut buf: &[u8]) -> Result<Duration, DecodeError> {
     let (mut secs, mut nanos) = (0u64, 0u64);
     while !buf.is_empty() {

@@ -4,8 +4,9 @@
 use rand::RngCore;
 
 use super::candidate::{fallback, index, usable};
-use super::config::{Kind, LoadMetric, Policy};
+use super::config::{Kind, Policy};
 use super::consistent::{self, Bound};
+use super::p2c::LoadMetric;
 use super::plan::{BasePlan, Plan};
 use super::{least_loaded, least_request, p2c, pick_first, prequal};
 use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};

@@ -3,9 +3,15 @@
 use rand::RngCore;
 
 use super::candidate::{fallback, index, usable};
-use super::config::LoadMetric;
-use crate::endpoint::{EndpointState, EwmaClock, ReadyEndpoint};
+use crate::endpoint::{EndpointState, EwmaClock, PeakEwma, ReadyEndpoint};
 use crate::transport::EndpointChannel;
+
+/// The load measure of p2c.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum LoadMetric {
+    InFlight,
+    PeakEwma(PeakEwma),
+}
 
 /// Picks an endpoint: two distinct random candidates, the cheaper one wins; a candidate whose
 /// connection has just closed is passed over. `None` only when no endpoint is ready.

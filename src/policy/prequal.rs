@@ -33,8 +33,7 @@ use std::time::Duration;
 use rand::RngCore;
 
 use super::candidate::usable;
-use super::config::LoadMetric;
-use super::p2c;
+use super::p2c::{self, LoadMetric};
 use super::probe_pool::{ProbePool, SLOTS, Slot};
 use crate::endpoint::{EndpointState, ReadyEndpoint};
 use crate::error::Error;
@@ -158,6 +157,20 @@ struct Ranked {
     latency: u32,
 }
 
+/// The latency a new call can expect from a server that reported `latency_us` at
+/// `in_flight`, now that this client has sent it `added` more calls: scaled by the calls in
+/// flight (a server's queue grows its latency in proportion), so an answer used again is
+/// not taken for as fast as when it came.
+#[inline]
+fn expected_latency(latency_us: u32, in_flight: u32, added: u32) -> u32 {
+    if added == 0 {
+        return latency_us;
+    }
+    let base = u64::from(in_flight) + 1;
+    let scaled = u64::from(latency_us) * (base + u64::from(added)) / base;
+    u32::try_from(scaled).unwrap_or(u32::MAX)
+}
+
 /// Latencies within about an eighth of each other fall in one class: the class is the
 /// position of the highest set bit and the three bits below it (a float with a 3-bit
 /// mantissa). Among cold entries of one class the fewest in flight wins, so servers whose
@@ -205,15 +218,14 @@ pub(crate) fn pick<T: EndpointChannel>(
         }
         let own = e.state.load.in_flight();
         let failing = e.state.counters.consecutive.load(Relaxed) > 0;
+        let added = own.saturating_sub(probed.own_in_flight);
         let rif = match failing {
             true => u32::MAX,
-            false => probed
-                .in_flight
-                .saturating_add(own.saturating_sub(probed.own_in_flight)),
+            false => probed.in_flight.saturating_add(added),
         };
         let latency = match probed.latency_us {
             0 => u32::MAX,
-            l => latency_class(l),
+            l => latency_class(expected_latency(l, probed.in_flight, added)),
         };
         let entry = Ranked {
             slot,
@@ -240,6 +252,14 @@ pub(crate) fn pick<T: EndpointChannel>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_grows_with_the_calls_sent_since_the_answer() {
+        assert_eq!(expected_latency(1000, 3, 0), 1000);
+        assert_eq!(expected_latency(1000, 3, 4), 2000);
+        assert_eq!(expected_latency(1000, 0, 1), 2000);
+        assert_eq!(expected_latency(u32::MAX, 0, 5), u32::MAX);
+    }
 
     #[test]
     fn latencies_within_an_eighth_share_a_class() {

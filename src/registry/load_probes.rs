@@ -101,6 +101,7 @@ pub(super) async fn run<T: EndpointChannel>(
                 index: i as u32,
                 epoch,
                 budget: config.reuse_budget(n),
+                own_at_send: e.state.load.in_flight(),
             };
             // A report this young (a call's trailer, most often) says what a probe would:
             // filed as it is, without the probe's cost to both sides.
@@ -123,6 +124,10 @@ struct Target {
     index: u32,
     epoch: u16,
     budget: u16,
+    /// This client's calls in flight to the endpoint when the probe left. The answer counts
+    /// those the server had by then; calls sent since are added at pick time (some twice,
+    /// which errs towards a busier estimate, never an idler one).
+    own_at_send: u32,
 }
 
 struct ProbeTask {
@@ -193,7 +198,7 @@ impl ProbeTask {
         let latency_us = report
             .latency
             .map_or(u32::MAX, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
-        reported.on_report(Ok(report), target.state.load.in_flight(), &target.state.key);
+        reported.on_report(Ok(report), target.own_at_send, &target.state.key);
         self.take(&target, in_flight, latency_us);
     }
 
