@@ -28,10 +28,12 @@ use crate::transport::EndpointChannel;
 
 /// A snapshot of the endpoint set.
 pub(crate) struct ReadySet<T> {
-    /// Endpoints with a live connection, in key order.
-    pub(crate) ready: Box<[ReadyEndpoint<T>]>,
+    /// Endpoints with a live connection, in key order. A `Vec`, not a boxed slice, so that
+    /// the control task can take the lists of a snapshot no call holds and patch them in place
+    /// (room to grow included); policies see the plain slice either way.
+    pub(crate) ready: Vec<ReadyEndpoint<T>>,
     /// Every endpoint discovery knows of, as discovery describes it, in key order.
-    pub(crate) all: Box<[(Arc<EndpointState>, Endpoint)]>,
+    pub(crate) all: Vec<(Arc<EndpointState>, Endpoint)>,
     /// Why nothing is ready, for the error of a call that finds `ready` empty.
     pub(crate) why: Unready,
     /// The policy's precomputed state for `ready`.
@@ -49,8 +51,8 @@ pub(crate) struct ReadySet<T> {
 impl<T> ReadySet<T> {
     pub(crate) fn empty(why: Unready) -> Self {
         ReadySet {
-            ready: Box::new([]),
-            all: Box::new([]),
+            ready: Vec::new(),
+            all: Vec::new(),
             why,
             plan: Plan::default(),
             tier: None,
@@ -139,9 +141,11 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Swaps in a new snapshot and wakes the calls waiting for one.
-    pub(crate) fn publish(&self, set: ReadySet<T>) {
-        self.set.store(Arc::new(set));
+    /// Swaps in a new snapshot and wakes the calls waiting for one; returns the one it
+    /// replaced (which the control task takes apart for the next, when no call holds it).
+    pub(crate) fn publish(&self, set: ReadySet<T>) -> Arc<ReadySet<T>> {
+        let old = self.set.swap(Arc::new(set));
         self.changed.notify_waiters();
+        old
     }
 }
