@@ -42,6 +42,9 @@ fn eligible(s: &Standing, tier: Option<u32>, panic: bool) -> bool {
         }
 }
 
+/// A snapshot's two lists: the ready endpoints, and every endpoint.
+type Lists<T> = (Vec<ReadyEndpoint<T>>, Vec<(Arc<EndpointState>, Endpoint)>);
+
 /// Most ready endpoints read for the median a new endpoint's estimate starts at, spread evenly
 /// over the set (all of them in a set up to twice this size).
 const SEED_PEERS: usize = 256;
@@ -176,10 +179,7 @@ impl<C: Connector> Registry<C> {
         touched: &[Key],
         tier: Option<u32>,
         panic: bool,
-    ) -> (
-        Vec<ReadyEndpoint<C::Channel>>,
-        Vec<(Arc<EndpointState>, Endpoint)>,
-    ) {
+    ) -> Lists<C::Channel> {
         let Spare {
             mut ready,
             mut all,
@@ -242,15 +242,7 @@ impl<C: Connector> Registry<C> {
     /// Builds the lists from every entry; without slow start, also a copy of them as the
     /// spare the next publish patches (made in the same walk, while each endpoint's state is
     /// in the cache), so that one change after a build costs no second build.
-    fn build(
-        &mut self,
-        tier: Option<u32>,
-        panic: bool,
-        now: Instant,
-    ) -> (
-        Vec<ReadyEndpoint<C::Channel>>,
-        Vec<(Arc<EndpointState>, Endpoint)>,
-    ) {
+    fn build(&mut self, tier: Option<u32>, panic: bool, now: Instant) -> Lists<C::Channel> {
         let in_set = |e: &Entry<C::Channel>| eligible(&e.counted, tier, panic);
         let slow_start = self.health.slow_start;
         let scale = match slow_start {
