@@ -72,7 +72,7 @@ impl Picker {
         }
         let defaults = policy.endpoint_defaults(None, Arc::new(Passive::inert()));
         let unaddressed = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
-        let ready: Vec<_> = endpoints
+        let ready: Box<[_]> = endpoints
             .into_iter()
             .map(|(key, weight)| ReadyEndpoint {
                 channel: NoRequests(()),

@@ -28,12 +28,10 @@ use crate::transport::EndpointChannel;
 
 /// A snapshot of the endpoint set.
 pub(crate) struct ReadySet<T> {
-    /// Endpoints with a live connection, in key order. A `Vec`, not a boxed slice, so that
-    /// the control task can take the lists of a snapshot no call holds and patch them in place
-    /// (room to grow included); policies see the plain slice either way.
-    pub(crate) ready: Vec<ReadyEndpoint<T>>,
+    /// Endpoints with a live connection, in key order.
+    pub(crate) ready: Box<[ReadyEndpoint<T>]>,
     /// Every endpoint discovery knows of, as discovery describes it, in key order.
-    pub(crate) all: Vec<(Arc<EndpointState>, Endpoint)>,
+    pub(crate) all: Box<[(Arc<EndpointState>, Endpoint)]>,
     /// Why nothing is ready, for the error of a call that finds `ready` empty.
     pub(crate) why: Unready,
     /// The policy's precomputed state for `ready`.
@@ -51,8 +49,8 @@ pub(crate) struct ReadySet<T> {
 impl<T> ReadySet<T> {
     pub(crate) fn empty(why: Unready) -> Self {
         ReadySet {
-            ready: Vec::new(),
-            all: Vec::new(),
+            ready: Box::new([]),
+            all: Box::new([]),
             why,
             plan: Plan::default(),
             tier: None,

@@ -119,8 +119,8 @@ impl<C: Connector> Registry<C> {
         );
         self.stay_on = plan.first(&ready).cloned();
         ReadySet {
-            ready,
-            all,
+            ready: ready.into_boxed_slice(),
+            all: all.into_boxed_slice(),
             why: self.why_unready(),
             plan,
             tier,
@@ -140,8 +140,8 @@ impl<C: Connector> Registry<C> {
             && let Ok(set) = Arc::try_unwrap(old)
         {
             self.published.spare = Some(Spare {
-                ready: set.ready,
-                all: set.all,
+                ready: set.ready.into_vec(),
+                all: set.all.into_vec(),
                 tier: set.tier,
                 panic: set.panic,
                 touched,
