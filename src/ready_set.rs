@@ -139,9 +139,11 @@ impl<T> Shared<T> {
         }
     }
 
-    /// Swaps in a new snapshot and wakes the calls waiting for one.
-    pub(crate) fn publish(&self, set: ReadySet<T>) {
-        self.set.store(Arc::new(set));
+    /// Swaps in a new snapshot and wakes the calls waiting for one; returns the one it
+    /// replaced (which the control task takes apart for the next, when no call holds it).
+    pub(crate) fn publish(&self, set: ReadySet<T>) -> Arc<ReadySet<T>> {
+        let old = self.set.swap(Arc::new(set));
         self.changed.notify_waiters();
+        old
     }
 }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::connection::{Dialer, Event};
 use super::entry::Entry;
 use super::pacing::Pacer;
+use super::published::Published;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::{EndpointDefaults, Passive, Signal};
 use crate::error::BoxError;
@@ -78,6 +79,8 @@ pub(crate) struct Registry<C: Connector> {
     pub(super) reweigh_at: Option<Instant>,
     /// Prequal's probe pool, which every plan shares.
     pub(super) probes: Option<Arc<ProbePool>>,
+    /// What the last publishes left for the next.
+    pub(super) published: Published<C::Channel>,
 }
 
 /// Aborts a task spawned beside the loop when the loop ends.
@@ -149,6 +152,7 @@ impl<C: Connector> Registry<C> {
             discovery_error: None,
             reweigh_at,
             probes: None,
+            published: Published::default(),
         };
         (registry, Inbox { events, signals })
     }
@@ -217,7 +221,8 @@ impl<C: Connector> Registry<C> {
                     break;
                 };
                 let started = Instant::now();
-                shared.publish(self.ready_set());
+                let old = shared.publish(self.ready_set());
+                self.reclaim(old);
                 self.check_all_unreachable();
                 self.publish.published(started);
             }
@@ -271,6 +276,7 @@ impl<C: Connector> Registry<C> {
                     ));
                 }
                 entry.channel = Some(channel);
+                self.touch(&key);
                 true
             }
             Event::Down {
@@ -289,7 +295,11 @@ impl<C: Connector> Registry<C> {
                     entry.last_error = error;
                     // A first failure changes what a failing call reports; repeated failures
                     // of an endpoint already down do not need a new snapshot.
-                    was_ready || first_failure
+                    let changed = was_ready || first_failure;
+                    if changed {
+                        self.touch(&key);
+                    }
+                    changed
                 }
                 _ => false,
             },
@@ -299,11 +309,7 @@ impl<C: Connector> Registry<C> {
     /// Whether every discovered endpoint has failed its last connection attempt (checked with
     /// each new snapshot; repeated failures of endpoints already down change nothing).
     fn check_all_unreachable(&mut self) {
-        let all_failed = !self.entries.is_empty()
-            && self
-                .entries
-                .values()
-                .all(|e| e.channel.is_none() && e.last_error.is_some());
+        let all_failed = self.all_failed();
         if all_failed && !self.all_unreachable {
             tracing::warn!(
                 endpoints = self.entries.len(),

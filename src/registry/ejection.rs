@@ -73,6 +73,7 @@ impl<C: Connector> Registry<C> {
             ejected_now = ejected,
             "endpoint ejected by outlier detection"
         );
+        self.touch(key);
     }
 
     /// One outlier-detection interval: this interval's calls per endpoint through the two
@@ -117,20 +118,24 @@ impl<C: Connector> Registry<C> {
 
     /// Lifts the ejections that have ended.
     pub(super) fn return_ejected(&mut self, now: Instant) -> bool {
-        let mut dirty = false;
+        let mut ended = Vec::new();
         for (key, e) in self.entries.iter_mut() {
             if e.ejection.until.is_some_and(|until| now >= until) {
                 end_ejection(&self.defaults.passive, e);
                 tracing::info!(endpoint = %key, addr = %e.endpoint.addr(), "ejection ended; endpoint back in the ready set");
-                dirty = true;
+                ended.push(key.clone());
             }
         }
-        dirty
+        for key in &ended {
+            self.touch(key);
+        }
+        !ended.is_empty()
     }
 
     /// An entry leaves (removed, or replaced by a new address): its ejection no longer counts.
-    pub(super) fn retire(&self, entry: &Entry<C::Channel>) {
+    pub(super) fn retire(&mut self, entry: &Entry<C::Channel>) {
         self.defaults.passive.end_ejection(&entry.state);
+        self.published.tally.remove(&entry.counted);
     }
 
     /// The ejection cap follows the number of endpoints. When discovery shrinks the set below
@@ -162,6 +167,7 @@ impl<C: Connector> Registry<C> {
             };
             end_ejection(&self.defaults.passive, e);
             tracing::info!(endpoint = %key, addr = %e.endpoint.addr(), endpoints = self.entries.len(), max_ejected = max, "ejection ended early: fewer endpoints now, and the cap holds");
+            self.touch(&key);
         }
     }
 }

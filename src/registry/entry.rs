@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::published::Standing;
 use crate::discover::Endpoint;
 use crate::endpoint::EndpointState;
 use crate::health::Health;
@@ -28,6 +29,8 @@ pub(super) struct Entry<T> {
     /// Its out-of-band load-report stream, while connected (weighted round robin with
     /// out-of-band reports).
     pub(super) reports: Option<JoinHandle<()>>,
+    /// What it counts for in the registry's tally, as of the last publish that looked at it.
+    pub(super) counted: Standing,
 }
 
 impl<T> Entry<T> {

@@ -62,6 +62,9 @@ impl<C: Connector> Registry<C> {
         entry.check.serving = Some(serving);
         entry.check.unknown = unknown;
         entry.state.set_checked(entry.check.health());
+        if changed {
+            self.touch(&key);
+        }
         changed
     }
 

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use super::connection::spawn_connection;
 use super::control::Registry;
 use super::entry::{CheckState, Ejection, Entry};
+use super::published::Standing;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::EndpointState;
 use crate::error::BoxError;
@@ -60,6 +61,7 @@ impl<C: Connector> Registry<C> {
                 }
                 tracing::debug!(endpoint = %key, weight = endpoint.weight(), priority = endpoint.priority(), "weight or priority updated");
                 entry.endpoint = endpoint;
+                self.touch(&key);
                 return true;
             }
             tracing::info!(endpoint = %key, from = %entry.endpoint.addr(), to = %endpoint.addr(), from_name = entry.endpoint.server_name(), to_name = endpoint.server_name(), "address or server name changed; reconnecting");
@@ -96,7 +98,9 @@ impl<C: Connector> Registry<C> {
             check: CheckState::default(),
             joined: None,
             reports: None,
+            counted: Standing::default(),
         };
+        self.touch(&key);
         let replaced = self.entries.insert(key, entry);
         if let Some(old) = &replaced {
             self.retire(old);
@@ -123,6 +127,7 @@ impl<C: Connector> Registry<C> {
             Some(entry) => {
                 tracing::info!(endpoint = %key, addr = %entry.endpoint.addr(), in_flight = entry.state.load.in_flight(), "endpoint removed; draining in-flight calls");
                 self.retire(&entry);
+                self.touch(key);
                 if let Some(reported) = &entry.state.reported {
                     reported.retire();
                 }

@@ -17,7 +17,9 @@
 //!   round robin);
 //! * `pacing.rs`: when the next ready set may go out (publishes spaced by their cost);
 //! * `publish.rs`: from entries to a ready set (tier, panic mode, slow-start weights, why
-//!   nothing is ready).
+//!   nothing is ready), patched from the one before when little changed;
+//! * `published.rs`: what publishes leave for the next (each entry's standing and their
+//!   tally, the keys touched since, the previous snapshot's lists).
 //!
 //! It holds only a weak reference to the shared state, and stops when the last balancer clone
 //! (and the last call in flight) is gone. Stopping aborts the connection tasks; connections
@@ -36,6 +38,7 @@ mod out_of_band;
 mod pacing;
 mod probe;
 mod publish;
+mod published;
 
 #[cfg(feature = "health")]
 pub(crate) use check_task::supported as health_check_supported;
