@@ -23,12 +23,16 @@ fn request() -> EchoRequest {
 }
 
 fn balancer(addrs: &[std::net::SocketAddr]) -> Balancer {
+    balancer_with(addrs, Prequal::default())
+}
+
+fn balancer_with(addrs: &[std::net::SocketAddr], prequal: Prequal) -> Balancer {
     let endpoints = addrs
         .iter()
         .map(|a| discover::Endpoint::new(*a).unwrap())
         .collect::<Vec<_>>();
     builder()
-        .policy(Policy::prequal(Prequal::default()))
+        .policy(Policy::prequal(prequal))
         .build(discover::fixed(endpoints))
         .unwrap()
 }
@@ -144,7 +148,11 @@ async fn a_server_that_fails_fast_does_not_draw_the_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_are_sent_in_proportion_to_calls_and_answered() {
     let server = CapacityServer::start("probed", 4, Duration::from_millis(2)).unwrap();
-    let balancer = balancer(&[server.addr()]);
+    // Every owed probe is sent, however fresh the trailers' reports.
+    let balancer = balancer_with(
+        &[server.addr()],
+        Prequal::default().fresh_report(Duration::ZERO),
+    );
     crate::common::wait_ready(&balancer, 1).await;
     assert_eq!(run(&balancer, 2, 200).await, 0);
     // Let the last probes come back: bounded.
@@ -157,4 +165,22 @@ async fn probes_are_sent_in_proportion_to_calls_and_answered() {
     assert!(load.reports > 400, "{load:?}");
     assert_eq!(load.rejected, 0, "{load:?}");
     assert_eq!(server.calls(), 200, "probes never reach the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_trailers_make_probes_unneeded() {
+    let server = CapacityServer::start("fresh", 4, Duration::from_millis(1)).unwrap();
+    // Reports younger than a minute are taken as they are: after the first answers, the
+    // trailers keep the one endpoint's report fresh and no probe goes out.
+    let prequal = Prequal::default().fresh_report(Duration::from_secs(60));
+    let balancer = balancer_with(&[server.addr()], prequal);
+    crate::common::wait_ready(&balancer, 1).await;
+    assert_eq!(run(&balancer, 2, 200).await, 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let load = balancer.snapshot().endpoints[0]
+        .server_load
+        .clone()
+        .unwrap();
+    // 200 trailers, and at most the few probes sent before the first trailer came.
+    assert!(load.reports >= 200 && load.reports < 260, "{load:?}");
 }
