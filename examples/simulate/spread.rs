@@ -81,12 +81,14 @@ pub fn report(sizes: &[usize], calls_per_endpoint: usize) -> Result<String, Erro
          endpoint on average; cells: calls served by the busiest endpoint ÷ the mean (seed \
          5).\n\n{table}\nReading: with 64 calls in flight over thousands of endpoints, \
          almost every candidate has none, so p2c in flight picks at random between two idle \
-         endpoints and spreads like one random choice. p2c over PeakEWMA spreads a little wider: \
-         it compares the two candidates' latency estimates, and with few samples each an \
-         estimate is mostly its endpoint's last answers, noise included, so an endpoint whose \
-         last answers were lucky is preferred until it answers slower. That is the price of \
-         seeing a slow endpoint from its first answers (section 6); it corrects itself under \
-         load, as the favoured endpoint's calls in flight and latency rise. Round robin is \
+         endpoints and spreads like one random choice. p2c over PeakEWMA takes two \
+         candidates whose costs are within 10 % of each other as alike and sends the call to \
+         the one that answered least recently, which evens the counts out like a round robin \
+         would; before that rule it spread wider than random (1.62 at 10,000): with few \
+         samples an estimate is mostly its endpoint's last answers, noise included, and the \
+         endpoint whose answers happened to be lucky won every comparison until it answered \
+         slower. Costs further apart than the band (a slower endpoint, calls in flight, a \
+         stall) decide as before (section 6). Round robin is \
          exact by construction.\n"
     ))
 }
@@ -96,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_robin_is_even_and_the_load_aware_policies_stay_near_random() {
+    fn round_robin_is_even_and_the_load_aware_policies_stay_near_or_below_random() {
         let (n, calls) = (1_000, 50_000);
         let rr = max_over_mean(&served(Balancing::RoundRobin, n, calls, 5).unwrap());
         let random = max_over_mean(&served(Balancing::Random, n, calls, 5).unwrap());
@@ -104,7 +106,7 @@ mod tests {
         let ewma = max_over_mean(&served(Balancing::P2cPeakEwma, n, calls, 5).unwrap());
         assert!(rr <= 1.05, "{rr}");
         assert!(in_flight <= random * 1.15, "{in_flight} vs {random}");
-        // PeakEWMA follows each endpoint's last samples, noise included: a bounded bias.
-        assert!(ewma <= random * 1.6, "{ewma} vs {random}");
+        // Alike costs go to the endpoint that answered least recently: more even than random.
+        assert!(ewma <= random, "{ewma} vs {random}");
     }
 }

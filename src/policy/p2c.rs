@@ -51,7 +51,9 @@ pub(crate) fn pick<T: EndpointChannel>(
                 ea.state.load.peak_ewma(now, decay),
                 eb.state.load.peak_ewma(now, decay),
             );
-            la.cost(&lb) * f64::from(eb.weight) <= lb.cost(&la) * f64::from(ea.weight)
+            let ca = la.cost(&lb) * f64::from(eb.weight);
+            let cb = lb.cost(&la) * f64::from(ea.weight);
+            la.before(ca, &lb, cb)
         }
     };
     let (first, second) = if a_first { (a, b) } else { (b, a) };
