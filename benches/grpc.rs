@@ -10,7 +10,8 @@
 //! wall time per call and calls/s. Each server runs on its own thread and current-thread
 //! runtime (`tower_lb_testkit::TestServer`).
 //!
-//! Run: `cargo bench --bench grpc`.
+//! Run: `cargo bench --bench grpc`; `GRPC_SERVERS=100 cargo bench --bench grpc` for 100
+//! servers (each its own thread; every client connects to all of them).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ use tower_lb_testkit::TestServer;
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
 
+/// Servers, unless `GRPC_SERVERS` says otherwise.
 const SERVERS: usize = 3;
 const IN_FLIGHT: usize = 64;
 
@@ -65,7 +67,12 @@ where
 }
 
 fn bench(c: &mut Criterion) {
-    let servers: Vec<TestServer> = (0..SERVERS)
+    let n: usize = std::env::var("GRPC_SERVERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(SERVERS);
+    let servers: Vec<TestServer> = (0..n)
         .map(|i| TestServer::start(&format!("s{i}")).expect("test server"))
         .collect();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -74,7 +81,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .expect("runtime");
 
-    let mut group = c.benchmark_group("grpc-unary-3-servers-64-in-flight");
+    let mut group = c.benchmark_group(format!("grpc-unary-{n}-servers-{IN_FLIGHT}-in-flight"));
     group
         .throughput(Throughput::Elements(1))
         .sampling_mode(SamplingMode::Flat)
@@ -92,7 +99,7 @@ fn bench(c: &mut Criterion) {
                 .build(discover::fixed(endpoints))
                 .expect("balancer");
             let deadline = Instant::now() + Duration::from_secs(10);
-            while balancer.ready_len() < SERVERS {
+            while balancer.ready_len() < n {
                 assert!(Instant::now() < deadline, "servers never became ready");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -113,7 +120,7 @@ fn bench(c: &mut Criterion) {
             let client = EchoClient::new(channel);
             // balance_list dials in the background: make a few calls so the measurement does
             // not start with the connects.
-            for _ in 0..4 * SERVERS {
+            for _ in 0..4 * n {
                 client.clone().unary(ping()).await.expect("unary call");
             }
             client
