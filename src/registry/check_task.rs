@@ -2,7 +2,6 @@
 //! reporting each changed [`Verdict`] to the control task. What it does, step by step, is
 //! documented with its configuration, [`HealthCheck`].
 
-use std::any::{Any, TypeId};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +12,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use super::grpc_body::{carries_grpc, channel_body};
 use crate::discover::Key;
 use crate::error::BoxError;
 use crate::health::{HealthCheck, Verdict};
@@ -20,17 +20,11 @@ use crate::policy::hash_bytes;
 use crate::time::{Backoff, now_ns};
 use crate::transport::{EndpointChannel, SendError};
 
-/// Whether channels of type `T` can carry health checks (their request body is
-/// `tonic::body::Body`, the body tonic's generated client sends).
-pub(crate) fn supported<T: EndpointChannel>() -> bool {
-    TypeId::of::<T::RequestBody>() == TypeId::of::<tonic::body::Body>()
-}
-
 /// Runs until aborted: watches one endpoint's health over its own connection (`channel`) and
 /// calls `report` with each verdict that differs from the previous one (the first verdict is
 /// always reported).
 ///
-/// With a channel that cannot carry health checks (see [`supported`]) it reports
+/// With a channel that cannot carry health checks (see [`carries_grpc`]) it reports
 /// `NotServing` once and ends: the caller should have refused the configuration.
 pub(crate) fn spawn_health_check<T: EndpointChannel>(
     channel: T,
@@ -52,7 +46,7 @@ async fn run<T: EndpointChannel>(
         report,
         key,
     };
-    if !supported::<T>() {
+    if !carries_grpc::<T>() {
         tracing::warn!(endpoint = %reporter.key, "health check needs a channel with tonic request bodies");
         reporter.set(Verdict::NotServing(UNSUPPORTED.to_owned()));
         return;
@@ -289,11 +283,9 @@ impl<T: EndpointChannel> tower::Service<http::Request<tonic::body::Body>> for Gr
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> GrpcFuture {
         let (parts, body) = request.into_parts();
-        // Succeeds exactly when `T::RequestBody` is `tonic::body::Body` (see `supported`).
-        let body: Box<dyn Any> = Box::new(body);
-        let body = match body.downcast::<T::RequestBody>() {
-            Ok(body) => *body,
-            Err(_) => return Box::pin(std::future::ready(Err(UNSUPPORTED.into()))),
+        // Succeeds exactly when `T::RequestBody` is `tonic::body::Body` (see `carries_grpc`).
+        let Some(body) = channel_body::<T>(body) else {
+            return Box::pin(std::future::ready(Err(UNSUPPORTED.into())));
         };
         let sent = self.channel.send(http::Request::from_parts(parts, body));
         Box::pin(async move {

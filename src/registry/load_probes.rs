@@ -5,7 +5,6 @@
 //! It runs beside the control loop, reads only published snapshots, and holds the shared
 //! state only between awaits, so it never keeps a dropped balancer alive.
 
-use std::any::{Any, TypeId};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
+use super::grpc_body::{carries_grpc, grpc_request};
 use crate::endpoint::EndpointState;
 use crate::orca::{self, LoadReport, ProbeAnswer};
 use crate::policy::{PROBE_SLOTS, Prequal, ProbePool, ProbeSlot, index};
@@ -35,18 +35,13 @@ const MAX_PROBES: usize = 256;
 /// Recent answers' calls in flight the hot threshold is the quantile of.
 const HISTORY: usize = 64;
 
-/// Whether channels of type `T` can carry probes (tonic request bodies).
-fn supported<T: EndpointChannel>() -> bool {
-    TypeId::of::<T::RequestBody>() == TypeId::of::<tonic::body::Body>()
-}
-
 /// Runs until the balancer is dropped.
 pub(super) async fn run<T: EndpointChannel>(
     shared: Weak<Shared<T>>,
     pool: Arc<ProbePool>,
     config: Prequal,
 ) {
-    if !supported::<T>() {
+    if !carries_grpc::<T>() {
         tracing::warn!(
             "prequal: this channel's request body is not tonic's, so it cannot send load probes; picks fall back to p2c over calls in flight"
         );
@@ -257,7 +252,7 @@ async fn probe<T: EndpointChannel>(
     target: Target,
     timeout: Duration,
 ) -> (Target, Option<ProbeAnswer>) {
-    let request = match request::<T>() {
+    let request = match grpc_request::<T>(orca::PROBE_PATH, tonic::body::Body::empty()) {
         Some(r) => r,
         None => return (target, None),
     };
@@ -267,20 +262,4 @@ async fn probe<T: EndpointChannel>(
         Ok(Err(SendError::Unsent { .. } | SendError::Failed(_))) | Err(_) => None,
     };
     (target, answer)
-}
-
-/// The probe request, with the channel's body type (tonic's, see [`supported`]).
-fn request<T: EndpointChannel>() -> Option<http::Request<T::RequestBody>> {
-    let body: Box<dyn Any> = Box::new(tonic::body::Body::empty());
-    let body = *body.downcast::<T::RequestBody>().ok()?;
-    let mut request = http::Request::new(body);
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(orca::PROBE_PATH);
-    let headers = request.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-    Some(request)
 }

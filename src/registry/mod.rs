@@ -12,6 +12,8 @@
 //! * `health_checks.rs` and `check_task.rs`: starting active health checks and taking their
 //!   verdicts; the `grpc.health.v1` task itself;
 //! * `probe.rs`: probing a connection after a call on it timed out;
+//! * `grpc_body.rs`: the control path's own gRPC requests on a channel (health checks, load
+//!   probes, out-of-band reports);
 //! * `load_probes.rs`: Prequal's task, probing servers for their load and filling the pool;
 //! * `out_of_band.rs`: an endpoint's out-of-band load-report stream (ORCA, for weighted
 //!   round robin);
@@ -31,6 +33,7 @@ mod connection;
 mod control;
 mod ejection;
 mod entry;
+mod grpc_body;
 mod health_checks;
 mod load_probes;
 mod membership;
@@ -40,6 +43,6 @@ mod probe;
 mod publish;
 mod published;
 
-#[cfg(feature = "health")]
-pub(crate) use check_task::supported as health_check_supported;
 pub(crate) use control::{OnAllUnreachable, Registry};
+#[cfg(feature = "health")]
+pub(crate) use grpc_body::carries_grpc as health_check_supported;

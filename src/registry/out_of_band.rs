@@ -7,13 +7,13 @@
 //! `UNIMPLEMENTED` is not asked again on this connection (its calls' trailers are not read
 //! either under out-of-band reporting, so it is scheduled at the mean weight).
 
-use std::any::{Any, TypeId};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
 
+use super::grpc_body::{carries_grpc, grpc_request};
 use crate::endpoint::EndpointState;
 use crate::orca::{self, LoadReport, Messages};
 use crate::transport::{EndpointChannel, SendError};
@@ -32,7 +32,7 @@ pub(super) fn spawn<T: EndpointChannel>(
 }
 
 async fn run<T: EndpointChannel>(mut channel: T, state: Arc<EndpointState>, interval: Duration) {
-    if TypeId::of::<T::RequestBody>() != TypeId::of::<tonic::body::Body>() {
+    if !carries_grpc::<T>() {
         tracing::warn!(endpoint = %state.key, "out-of-band load reports need a channel with tonic request bodies");
         return;
     }
@@ -66,7 +66,8 @@ async fn stream_once<T: EndpointChannel>(
     state: &EndpointState,
     interval: Duration,
 ) -> Ended {
-    let Some(request) = request::<T>(interval) else {
+    let body = tonic::body::Body::new(OneMessage(Some(orca::oob_request(interval))));
+    let Some(request) = grpc_request::<T>(orca::OUT_OF_BAND_PATH, body) else {
         return Ended::Failed("not a tonic channel".to_owned());
     };
     let response = match channel.send(request).await {
@@ -126,23 +127,6 @@ fn failed(reports: u64, why: String) -> Ended {
         0 => Ended::Failed(why),
         _ => Ended::AfterReports,
     }
-}
-
-/// The stream's request, with the channel's body type (tonic's).
-fn request<T: EndpointChannel>(interval: Duration) -> Option<http::Request<T::RequestBody>> {
-    let body = tonic::body::Body::new(OneMessage(Some(orca::oob_request(interval))));
-    let body: Box<dyn Any> = Box::new(body);
-    let body = *body.downcast::<T::RequestBody>().ok()?;
-    let mut request = http::Request::new(body);
-    *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = http::Uri::from_static(orca::OUT_OF_BAND_PATH);
-    let headers = request.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/grpc"),
-    );
-    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-    Some(request)
 }
 
 /// A request body of one frame.

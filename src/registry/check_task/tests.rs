@@ -420,13 +420,13 @@ fn string_channel() -> impl EndpointChannel<RequestBody = String> {
 }
 
 fn is_supported<T: EndpointChannel>(_: &T) -> bool {
-    supported::<T>()
+    carries_grpc::<T>()
 }
 
 #[test]
 fn only_tonic_bodies_are_supported() {
-    assert!(supported::<Http2Channel<tonic::body::Body>>());
-    assert!(!supported::<Http2Channel<String>>());
+    assert!(carries_grpc::<Http2Channel<tonic::body::Body>>());
+    assert!(!carries_grpc::<Http2Channel<String>>());
     assert!(!is_supported(&string_channel()));
 }
 
