@@ -123,10 +123,11 @@ fn grpc_code(headers: &HeaderMap) -> Option<Code> {
 }
 
 /// Hands an answer to the caller: the response, whose body holds the attempt's load until it
-/// ends, or the attempt's error.
+/// ends, or the attempt's error (the deadline's, for an answer that is the server keeping it:
+/// [`Deadline::kept_by_server`]).
 pub(crate) fn commit<B>(
     answer: Result<Answer<B>, BoxError>,
-    hold: InFlight,
+    mut hold: InFlight,
     deadline: Option<Deadline>,
 ) -> Result<http::Response<ResponseBody<B>>, BoxError>
 where
@@ -134,6 +135,11 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = answer?.into_parts();
+    if let Some(d) = &deadline
+        && d.kept_by_server(&hold)
+    {
+        return Err(d.expire(&mut hold));
+    }
     Ok(http::Response::from_parts(
         parts,
         ResponseBody::peeked(body, Some(hold), deadline),

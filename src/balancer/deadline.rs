@@ -92,6 +92,17 @@ impl Deadline {
         .await
     }
 
+    /// Whether `hold`'s answer is the server keeping this deadline: a trailers-only
+    /// `CANCELLED` read once it has passed. A server that enforces the `grpc-timeout` it was
+    /// sent may answer so the moment it runs out (tonic's server does: "Timeout expired");
+    /// its timer, started later, cannot fire before this client's, but its answer can be read
+    /// before this client's timer is polled. Such an answer is the deadline, and the call ends
+    /// with `DEADLINE_EXCEEDED` as the timer would have ended it.
+    #[inline]
+    pub(crate) fn kept_by_server(&self, hold: &InFlight) -> bool {
+        hold.answered_cancelled() && Instant::now() >= self.instant()
+    }
+
     /// The error of a call whose deadline passed `during` this stage.
     #[cold]
     pub(crate) fn exceeded(&self, during: CallStage) -> Error {

@@ -185,7 +185,7 @@ impl<T: EndpointChannel> Future for ResponseFuture<T> {
                     let mut hold = in_flight.take();
                     match result {
                         Ok(response) => {
-                            return Poll::Ready(Ok(wrap(response, hold, deadline.take())));
+                            return Poll::Ready(wrap(response, hold, deadline.take()));
                         }
                         Err(SendError::Failed(e)) => {
                             if let Some(h) = hold.as_mut() {
@@ -230,17 +230,27 @@ fn poll_deadline(deadline: &mut Option<Deadline>, cx: &mut Context<'_>) -> Poll<
     }
 }
 
+/// The response, its body holding the call's place and deadline; or the deadline's error, if
+/// the answer is the server keeping the deadline ([`Deadline::kept_by_server`]).
 #[inline]
 fn wrap<B>(
     response: http::Response<B>,
     mut hold: Option<InFlight>,
     deadline: Option<Deadline>,
-) -> http::Response<ResponseBody<B>> {
+) -> Result<http::Response<ResponseBody<B>>, BoxError> {
     let (parts, body) = response.into_parts();
     if let Some(hold) = hold.as_mut() {
         hold.on_headers(parts.status, &parts.headers);
+        if let Some(d) = &deadline
+            && d.kept_by_server(hold)
+        {
+            return Err(d.expire(hold));
+        }
     }
-    http::Response::from_parts(parts, ResponseBody::new(body, hold, deadline))
+    Ok(http::Response::from_parts(
+        parts,
+        ResponseBody::new(body, hold, deadline),
+    ))
 }
 
 /// The slow path: wait for a ready endpoint until the ready timeout (or the call's deadline,
@@ -287,7 +297,7 @@ async fn slow_call<T: EndpointChannel>(
             }
         };
         match sent {
-            Ok(response) => return Ok(wrap(response, Some(hold), deadline)),
+            Ok(response) => return wrap(response, Some(hold), deadline),
             Err(SendError::Failed(e)) => {
                 hold.on_error();
                 return Err(e);

@@ -118,6 +118,13 @@ impl InFlight {
         }
     }
 
+    /// Whether the response headers carried the call's status, and it was `CANCELLED` (a
+    /// trailers-only answer).
+    #[inline]
+    pub(crate) fn answered_cancelled(&self) -> bool {
+        self.outcome == Some(tonic::Code::Cancelled as Outcome)
+    }
+
     /// The call's deadline passed before it completed (the client gave up on it).
     #[inline]
     pub(crate) fn on_timeout(&mut self) {

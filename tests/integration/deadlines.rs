@@ -211,3 +211,83 @@ async fn timeouts_that_do_not_parse_are_ignored_far_ones_kept_and_zero_fails_at_
         .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
 }
+
+/// A backend that keeps the deadline it is sent as tonic's server does: when its
+/// `grpc-timeout` (milliseconds, here) has passed, it answers a trailers-only `CANCELLED`,
+/// "Timeout expired".
+#[derive(Clone)]
+struct CancelsAtItsDeadline;
+
+impl tower::Service<http::Request<String>> for CancelsAtItsDeadline {
+    type Response = http::Response<String>;
+    type Error = tower_lb::BoxError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<String>) -> Self::Future {
+        let millis = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok()?.strip_suffix('m')?.parse().ok())
+            .unwrap_or(0);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            let mut response = http::Response::new(String::new());
+            let headers = response.headers_mut();
+            headers.insert("content-type", "application/grpc".parse()?);
+            headers.insert("grpc-status", "1".parse()?);
+            headers.insert("grpc-message", "Timeout expired".parse()?);
+            Ok(response)
+        })
+    }
+}
+
+/// The server's timer and the client's fire at the same instant (a paused clock), and the
+/// server's answer is read first: the call still ends with the client's `DEADLINE_EXCEEDED`,
+/// the endpoint charged with a timeout — not the server's `CANCELLED`, which a caller would
+/// take for a cancellation of its own.
+#[tokio::test(start_paused = true)]
+async fn a_server_cancelling_at_the_deadline_reads_as_the_deadline() {
+    use tower::ServiceExt;
+    let connector =
+        tower_lb::transport::ServiceConnector::new(|_: &tower_lb::discover::Endpoint| {
+            CancelsAtItsDeadline
+        });
+    let endpoint = tower_lb::discover::Endpoint::new(([127, 0, 0, 1], 50_001).into()).unwrap();
+    let balancer = builder().build_with(connector, fixed([endpoint])).unwrap();
+    balancer.wait_ready(1, BOUND).await.unwrap();
+    for _ in 0..3 {
+        let mut request = http::Request::new(String::new());
+        *request.uri_mut() = "/echo.Echo/Unary".parse().unwrap();
+        request
+            .headers_mut()
+            .insert("grpc-timeout", "200m".parse().unwrap());
+        let error = balancer
+            .clone()
+            .oneshot(request)
+            .await
+            .expect_err("the deadline, not an answer");
+        let typed = error
+            .downcast_ref::<tonic::Status>()
+            .map_or_else(|| error.downcast_ref::<Error>(), |status| typed(status));
+        assert!(
+            matches!(typed, Some(Error::DeadlineExceeded { .. })),
+            "{error:?}"
+        );
+    }
+    let timeouts: u64 = balancer
+        .snapshot()
+        .endpoints
+        .iter()
+        .map(|e| e.failures)
+        .sum();
+    assert_eq!(timeouts, 3, "each call counts as a timeout of the endpoint");
+}
