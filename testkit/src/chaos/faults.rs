@@ -2,8 +2,8 @@
 //! later, and optionally one blackout (every server down at once) to exercise fail-fast.
 //!
 //! Every kill is logged with when it began and when the balancer had stopped offering the
-//! server (no endpoint on its address ready any more): the window in which a call can fail
-//! on the dead connection. See [`super::outcome`] for how failures are attributed to it.
+//! server (no endpoint on its address ready any more, nor ejected with its connection up): the
+//! window in which a call can fail on the dead connection. See [`super::outcome`] for how failures are attributed to it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +159,7 @@ async fn kill(
         let endpoints = balancer.snapshot().endpoints;
         let now = clock.now_us();
         for (w, addr) in windows.iter_mut().zip(&addrs) {
-            if w.noticed_us.is_none() && !endpoints.iter().any(|e| e.addr == *addr && e.ready) {
+            if w.noticed_us.is_none() && !endpoints.iter().any(|e| e.addr == *addr && offered(e)) {
                 w.noticed_us = Some(now);
             }
         }
@@ -173,6 +173,17 @@ async fn kill(
         w.gave_up_us = now;
     }
     windows
+}
+
+/// Whether calls may still be sent to `e`'s connection: it is ready, or ejected with its
+/// connection still up. An ejection can end at any moment — it expires, or the cap on
+/// ejections falls as the churn removes keys and the soonest to end ends at once — and then
+/// calls go to that connection until the balancer sees it closed. So a killed server that was
+/// ejected is noticed only when its connection is seen to be down.
+fn offered(e: &tower_lb::EndpointStatus) -> bool {
+    e.ready
+        || (e.health == tower_lb::health::Health::Ejected
+            && e.state == tower_lb::ConnectionState::Ready)
 }
 
 async fn restart(fleet: &Arc<Fleet>, i: usize, log: &mut FaultLog) {

@@ -66,8 +66,10 @@
 //!
 //! The windows are exact, not padded: a call can only go to a server the balancer still
 //! offers, it picks after it began, and the fault task notes the first moment no endpoint on
-//! the killed address is ready; so a call that failed on a dead connection began before that
-//! moment and ended after the kill began.
+//! the killed address is ready — nor ejected with its connection still up, since an ejection
+//! can end at any moment (it expires, or churn lowers the cap on ejections) and put the dead
+//! connection back before the balancer has seen it close; so a call that failed on a dead
+//! connection began before that moment and ended after the kill began.
 
 mod churn;
 mod clock;
