@@ -29,6 +29,8 @@ use std::future::{Ready, ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::Empty;
@@ -39,7 +41,7 @@ use tower::discover::ServiceList;
 use tower::load::{CompleteOnResponse, PeakEwma as TowerPeakEwma, PendingRequests};
 use tower::util::ServiceFn;
 use tower::{Service, ServiceExt};
-use tower_lb::transport::{ServiceChannel, ServiceConnector};
+use tower_lb::transport::{Connector, ServiceChannel, ServiceConnector};
 use tower_lb::{Balancer, PeakEwma, Policy, Prequal, discover};
 
 type Body = Empty<Bytes>;
@@ -83,51 +85,22 @@ fn answer_or_probe(req: TonicReq) -> Ready<Result<TonicResp, Infallible>> {
         headers.insert("grpc-status", http::HeaderValue::from_static("0"));
         headers.insert(
             tower_lb::orca::TRAILER,
-            http::HeaderValue::from_str(&base64_unpadded(&report.encode())).expect("header"),
+            // Unpadded base64, as gRPC writes `-bin` metadata.
+            http::HeaderValue::from_str(&STANDARD_NO_PAD.encode(report.encode())).expect("header"),
         );
     }
     ready(Ok(response))
 }
 
-/// Standard base64 without padding, as gRPC writes `-bin` metadata.
-fn base64_unpadded(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
-        for i in 0..=chunk.len() {
-            out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 fn prequal_balancer(rt: &Runtime, n: usize) -> ProbedBalancer {
-    rt.block_on(async {
-        let endpoints: Vec<discover::Endpoint> = (0..n)
-            .map(|i| {
-                format!("127.0.0.1:{}", 10_000 + i)
-                    .parse()
-                    .expect("endpoint")
-            })
-            .collect();
-        let service: Probed = tower::service_fn(
-            answer_or_probe as fn(TonicReq) -> Ready<Result<TonicResp, Infallible>>,
-        );
-        let balancer = Balancer::builder()
-            .policy(Policy::prequal(Prequal::default()))
-            .build_with(
-                ServiceConnector::new(move |_: &discover::Endpoint| service),
-                discover::fixed(endpoints),
-            )
-            .expect("balancer");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while balancer.ready_len() < n {
-            assert!(Instant::now() < deadline, "endpoints never became ready");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        balancer
-    })
+    let service: Probed =
+        tower::service_fn(answer_or_probe as fn(TonicReq) -> Ready<Result<TonicResp, Infallible>>);
+    ready_balancer(
+        rt,
+        n,
+        Policy::prequal(Prequal::default()),
+        ServiceConnector::new(move |_: &discover::Endpoint| service),
+    )
 }
 
 /// Built inside the loop for every contender, so its cost cancels out in ratios.
@@ -151,9 +124,24 @@ fn multi_thread() -> Runtime {
         .expect("runtime")
 }
 
-/// Must run inside `rt`'s context (the control task is spawned there); waits until all `n`
-/// endpoints are in the ready set.
 fn tower_lb(rt: &Runtime, n: usize, policy: Policy) -> LbBalancer {
+    let service = trivial();
+    ready_balancer(
+        rt,
+        n,
+        policy,
+        ServiceConnector::new(move |_: &discover::Endpoint| service),
+    )
+}
+
+/// Must run inside `rt`'s context (the control task is spawned there); waits until all `n`
+/// endpoints (`connector`'s, on 127.0.0.1:10000 and up) are in the ready set.
+fn ready_balancer<C: Connector>(
+    rt: &Runtime,
+    n: usize,
+    policy: Policy,
+    connector: C,
+) -> Balancer<C::Channel> {
     rt.block_on(async {
         let endpoints: Vec<discover::Endpoint> = (0..n)
             .map(|i| {
@@ -162,13 +150,9 @@ fn tower_lb(rt: &Runtime, n: usize, policy: Policy) -> LbBalancer {
                     .expect("endpoint")
             })
             .collect();
-        let service = trivial();
         let balancer = Balancer::builder()
             .policy(policy)
-            .build_with(
-                ServiceConnector::new(move |_: &discover::Endpoint| service),
-                discover::fixed(endpoints),
-            )
+            .build_with(connector, discover::fixed(endpoints))
             .expect("balancer");
         let deadline = Instant::now() + Duration::from_secs(30);
         while balancer.ready_len() < n {
