@@ -431,75 +431,68 @@ async fn grpc_ok(response: http::Response<tonic::body::Body>) -> bool {
     }
 }
 
-/// One client over a tower `p2c::Balance`: the client owns the balancer and waits for it to be
-/// ready before each call, as the reference's clients do; the call then runs in its own task.
-async fn drive_tower<S>(
-    mut balance: S,
-    arrivals: Vec<Arrival>,
-    t0: Instant,
-    settings: Settings,
-) -> Tally
+/// A call as a client places it: it says whether it succeeded.
+type Call = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
+/// How one client places a call.
+trait Caller: Send {
+    /// Places a call of `work_us`, due by `deadline`: waits for what must come first, then
+    /// returns the call, which runs in its own task; `None` if it could not be placed in time.
+    fn place(
+        &mut self,
+        work_us: u64,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Option<Call>> + Send;
+}
+
+/// A client over a tower `p2c::Balance`: it owns the balancer and waits for it to be ready
+/// before each call, as the reference's clients do.
+struct TowerCaller<S>(S);
+
+impl<S> Caller for TowerCaller<S>
 where
-    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
+        + Send,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let mut tally = Tally::default();
-    let mut calls = JoinSet::new();
-    let mut pending = Pending::default();
-    for arrival in arrivals {
-        let due = t0 + arrival.at;
-        tokio::time::sleep_until(due.into()).await;
-        tally.lateness.push(due.elapsed());
-        let measured = arrival.at >= settings.warmup;
-        let deadline = due + settings.deadline;
-        tally.sent(measured, &mut pending);
-        let future = match tokio::time::timeout_at(deadline.into(), balance.ready()).await {
-            Ok(Ok(ready)) => ready.call(raw_request(arrival.work_us)),
-            _ => {
-                // Not ready within the deadline, or the balancer failed: a failed call.
-                calls.spawn(async move {
-                    Outcome {
-                        measured,
-                        ok: false,
-                        latency: due.elapsed(),
-                    }
-                });
-                continue;
-            }
-        };
-        calls.spawn(async move {
-            let ok = tokio::time::timeout_at(deadline.into(), async {
-                let response = future.await.ok();
-                match response {
-                    Some(response) => grpc_ok(response).await,
-                    None => false,
-                }
-            })
+    async fn place(&mut self, work_us: u64, deadline: Instant) -> Option<Call> {
+        // Not ready within the deadline, or the balancer failed: not placed.
+        let ready = tokio::time::timeout_at(deadline.into(), self.0.ready())
             .await
-            .unwrap_or(false);
-            Outcome {
-                measured,
-                ok,
-                latency: due.elapsed(),
+            .ok()?
+            .ok()?;
+        let future = ready.call(raw_request(work_us));
+        Some(Box::pin(async move {
+            // `ok()` at once: the error need not be `Send` across the next await.
+            match future.await.ok() {
+                Some(response) => grpc_ok(response).await,
+                None => false,
             }
-        });
+        }))
     }
-    drop(balance);
-    collect(
-        calls,
-        pending,
-        Instant::now() + settings.deadline + Duration::from_secs(1),
-        &mut tally,
-    )
-    .await;
-    tally
 }
 
-/// One client over its own tower-lb `Balancer`: each call is a tonic `EchoClient` call on a
-/// clone of it, in its own task.
-async fn drive_tower_lb(
-    balancer: Balancer,
+/// A client over its own tower-lb `Balancer`: each call is a tonic `EchoClient` call on a clone
+/// of it (the balancer's own timeout is the deadline).
+impl Caller for Balancer {
+    async fn place(&mut self, work_us: u64, _deadline: Instant) -> Option<Call> {
+        let mut client = EchoClient::new(self.clone());
+        Some(Box::pin(async move {
+            let mut request = tonic::Request::new(EchoRequest {
+                message: String::new(),
+                stream_count: 0,
+            });
+            request.metadata_mut().insert(WORK_METADATA, work_us.into());
+            client.unary(request).await.is_ok()
+        }))
+    }
+}
+
+/// One client's open loop: each arrival placed at its time by `caller`, each call in its own
+/// task, bounded by its deadline.
+async fn drive(
+    mut caller: impl Caller,
     arrivals: Vec<Arrival>,
     t0: Instant,
     settings: Settings,
@@ -512,21 +505,17 @@ async fn drive_tower_lb(
         tokio::time::sleep_until(due.into()).await;
         tally.lateness.push(due.elapsed());
         let measured = arrival.at >= settings.warmup;
-        tally.sent(measured, &mut pending);
-        let mut client = EchoClient::new(balancer.clone());
         let deadline = due + settings.deadline;
+        tally.sent(measured, &mut pending);
+        let call = caller.place(arrival.work_us, deadline).await;
         calls.spawn(async move {
-            let mut request = tonic::Request::new(EchoRequest {
-                message: String::new(),
-                stream_count: 0,
-            });
-            request
-                .metadata_mut()
-                .insert(WORK_METADATA, arrival.work_us.into());
-            // The balancer's own timeout is the deadline; this bound is a backstop.
-            let ok = tokio::time::timeout_at(deadline.into(), client.unary(request))
-                .await
-                .is_ok_and(|r| r.is_ok());
+            let ok = match call {
+                // For tower-lb the deadline is a backstop behind the balancer's own timeout.
+                Some(call) => tokio::time::timeout_at(deadline.into(), call)
+                    .await
+                    .unwrap_or(false),
+                None => false,
+            };
             Outcome {
                 measured,
                 ok,
@@ -534,7 +523,7 @@ async fn drive_tower_lb(
             }
         });
     }
-    drop(balancer);
+    drop(caller);
     collect(
         calls,
         pending,
@@ -600,7 +589,7 @@ fn spawn_client(
                 CompleteOnResponse::default(),
             );
             let balance = p2c::Balance::new(discover);
-            tokio::spawn(drive_tower(balance, arrivals, t0, settings))
+            tokio::spawn(drive(TowerCaller(balance), arrivals, t0, settings))
         }
         Client::Tower(TowerLoad::PendingRequests, channels) => {
             let discover = PendingRequestsDiscover::new(
@@ -608,9 +597,9 @@ fn spawn_client(
                 CompleteOnResponse::default(),
             );
             let balance = p2c::Balance::new(discover);
-            tokio::spawn(drive_tower(balance, arrivals, t0, settings))
+            tokio::spawn(drive(TowerCaller(balance), arrivals, t0, settings))
         }
-        Client::TowerLb(balancer) => tokio::spawn(drive_tower_lb(balancer, arrivals, t0, settings)),
+        Client::TowerLb(balancer) => tokio::spawn(drive(balancer, arrivals, t0, settings)),
     }
 }
 
