@@ -230,9 +230,9 @@ fn main() {
         ("prequal", || {
             Policy::prequal(
                 Prequal::default()
-                    .hot_quantile(env("PQ_Q", 0.84))
+                    .hot_quantile(env("CPU_PQ_Q", 0.84))
                     .unwrap()
-                    .fresh_report(Duration::from_millis(env("PQ_FRESH", 5))),
+                    .fresh_report(Duration::from_millis(env("CPU_PQ_FRESH_MS", 5))),
             )
         }),
     ];
