@@ -29,6 +29,7 @@ use tower::{Service, ServiceExt};
 use tower_lb::discover::{Change, Endpoint, Key};
 use tower_lb::transport::ServiceConnector;
 use tower_lb::{Balancer, Limits};
+use tower_lb_testkit::settings;
 
 type Body = Empty<Bytes>;
 type Req = http::Request<Body>;
@@ -37,13 +38,6 @@ type Resp = http::Response<Body>;
 const CALLERS: usize = 64;
 const WORK: Duration = Duration::from_millis(1);
 const GIVE_UP: Duration = Duration::from_secs(2);
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn endpoint(i: usize) -> (Key, Endpoint) {
     // Distinct addresses over 127.0.0.0/8; nothing is dialled.
@@ -100,9 +94,9 @@ fn summary(name: &str, mut waits: Vec<Duration>, gave_up: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = env("CHURN_N", 10_000);
-    let quiet = Duration::from_secs(env("CHURN_QUIET_S", 3));
-    let churn = Duration::from_secs(env("CHURN_SECS", 5));
+    let n: usize = settings::or("CHURN_N", 10_000);
+    let quiet = Duration::from_secs(settings::or("CHURN_QUIET_S", 3));
+    let churn = Duration::from_secs(settings::or("CHURN_SECS", 5));
     let (tx, rx) = mpsc::unbounded_channel::<Change>();
     for i in 0..n {
         let (key, endpoint) = endpoint(i);

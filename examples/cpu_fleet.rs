@@ -37,17 +37,11 @@ use tower_lb::{Balancer, PeakEwma, Policy, Prequal};
 use tower_lb_testkit::pb::echo_client::EchoClient;
 use tower_lb_testkit::pb::echo_server::{Echo, EchoServer};
 use tower_lb_testkit::pb::{EchoReply, EchoRequest};
+use tower_lb_testkit::settings;
 
 const SERVERS: usize = 4;
 const CALLERS: usize = 32;
 const DEADLINE: Duration = Duration::from_secs(2);
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Echo whose unary call does a fixed amount of arithmetic on the server's worker: `rounds`
 /// steps calibrated at start to take `CPU_WORK_US`. Fixed work, not a wall-clock spin, so a
@@ -192,10 +186,10 @@ async fn run(policy: Policy, endpoints: &[Endpoint], secs: Duration) -> (f64, u6
 }
 
 fn main() {
-    let work = Duration::from_micros(env("CPU_WORK_US", 300));
+    let work = Duration::from_micros(settings::or("CPU_WORK_US", 300));
     let steps = calibrate(work);
-    let rounds: usize = env("CPU_ROUNDS", 3);
-    let secs = Duration::from_secs(env("CPU_SECS", 4));
+    let rounds: usize = settings::or("CPU_ROUNDS", 3);
+    let secs = Duration::from_secs(settings::or("CPU_SECS", 4));
     let servers = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -230,9 +224,9 @@ fn main() {
         ("prequal", || {
             Policy::prequal(
                 Prequal::default()
-                    .hot_quantile(env("CPU_PQ_Q", 0.84))
+                    .hot_quantile(settings::or("CPU_PQ_Q", 0.84))
                     .unwrap()
-                    .fresh_report(Duration::from_millis(env("CPU_PQ_FRESH_MS", 5))),
+                    .fresh_report(Duration::from_millis(settings::or("CPU_PQ_FRESH_MS", 5))),
             )
         }),
     ];
@@ -247,8 +241,9 @@ fn main() {
     for round in 1..=rounds {
         let mut row = Vec::new();
         for (i, (name, policy)) in arms.iter().enumerate() {
-            if let Ok(only) = std::env::var("CPU_ARMS")
-                && !only.split(',').any(|w| name.contains(w))
+            // An empty list runs every arm, as an unset one does.
+            if let Some(only) = settings::list("CPU_ARMS").filter(|l| !l.is_empty())
+                && !only.iter().any(|w| name.contains(w.as_str()))
             {
                 row.push("–".to_owned());
                 continue;

@@ -25,16 +25,10 @@ use tower_lb::{Balancer, PeakEwma, Policy, Prequal, WeightedRoundRobin};
 use tower_lb_testkit::capacity::CapacityServer;
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
+use tower_lb_testkit::settings;
 
 const SLOTS: [u32; 3] = [1, 2, 4];
 const DEADLINE: Duration = Duration::from_secs(2);
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Row {
     name: &'static str,
@@ -63,8 +57,8 @@ async fn arm(name: &'static str, policy: Policy, work: Duration, load: f64) -> R
         .expect("servers ready");
     let capacity: f64 = SLOTS.iter().map(|&s| f64::from(s)).sum::<f64>() / work.as_secs_f64();
     let rate = capacity * load;
-    let warmup = Duration::from_secs(env("ORCA_WARMUP_S", 5));
-    let measure = Duration::from_secs(env("ORCA_MEASURE_S", 15));
+    let warmup = Duration::from_secs(settings::or("ORCA_WARMUP_S", 5));
+    let measure = Duration::from_secs(settings::or("ORCA_MEASURE_S", 15));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let missed = Arc::new(Mutex::new(0usize));
     let start = Instant::now();
@@ -144,8 +138,8 @@ async fn arm(name: &'static str, policy: Policy, work: Duration, load: f64) -> R
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let work = Duration::from_millis(env("ORCA_WORK_MS", 10));
-    let load: f64 = env("ORCA_LOAD", 0.4);
+    let work = Duration::from_millis(settings::or("ORCA_WORK_MS", 10));
+    let load: f64 = settings::or("ORCA_LOAD", 0.4);
     let wrr = WeightedRoundRobin::default().blackout_period(Duration::from_secs(2));
     let arms: [(&'static str, Policy); 4] = [
         ("prequal", Policy::prequal(Prequal::default())),

@@ -73,6 +73,7 @@ use tower_lb::{Balancer, PeakEwma, Policy, Prequal, WeightedRoundRobin};
 use tower_lb_testkit::capacity::{CapacityServer, Noise, WORK_METADATA};
 use tower_lb_testkit::pb::EchoRequest;
 use tower_lb_testkit::pb::echo_client::EchoClient;
+use tower_lb_testkit::settings;
 
 const SERVERS: usize = 20;
 const SLOTS: u32 = 4;
@@ -84,24 +85,6 @@ const SLOW_SPEED: f64 = 0.5;
 const NOISY_PROBABILITY: f64 = 0.3;
 /// The sinkhole scenario's failing servers: the last ones, which are fast.
 const SINKHOLE_FAILING: usize = 2;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn env_list(name: &str) -> Option<Vec<String>> {
-    let value = std::env::var(name).ok()?;
-    Some(
-        value
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
-    )
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -148,7 +131,7 @@ fn scenarios() -> Vec<Scenario> {
             failing: SINKHOLE_FAILING,
         },
     ];
-    match env_list("TESTBED_SCENARIOS") {
+    match settings::list("TESTBED_SCENARIOS") {
         Some(wanted) => all
             .into_iter()
             .filter(|s| wanted.iter().any(|w| w == s.name))
@@ -179,20 +162,16 @@ struct Arm {
 /// Prequal's settings: the defaults, unless `TESTBED_PQ_*` say otherwise (for tuning).
 fn prequal() -> Prequal {
     let mut p = Prequal::default();
-    if let Some(q) = env_opt::<f64>("TESTBED_PQ_Q") {
+    if let Some(q) = settings::parsed::<f64>("TESTBED_PQ_Q") {
         p = p.hot_quantile(q).expect("quantile");
     }
-    if let Some(r) = env_opt::<f64>("TESTBED_PQ_RATE") {
+    if let Some(r) = settings::parsed::<f64>("TESTBED_PQ_RATE") {
         p = p.probes_per_query(r).expect("rate");
     }
-    if let Some(ms) = env_opt::<u64>("TESTBED_PQ_FRESH_MS") {
+    if let Some(ms) = settings::parsed::<u64>("TESTBED_PQ_FRESH_MS") {
         p = p.fresh_report(Duration::from_millis(ms));
     }
     p
-}
-
-fn env_opt<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
 /// The arm every other is compared with.
@@ -233,7 +212,7 @@ fn arms() -> Vec<Arm> {
             kind: Kind::TowerLb(Policy::prequal(prequal())),
         },
     ];
-    match env_list("TESTBED_ARMS") {
+    match settings::list("TESTBED_ARMS") {
         // The baseline always runs: every ratio needs it.
         Some(wanted) => all
             .into_iter()
@@ -731,13 +710,13 @@ fn main() -> Result<(), Box<dyn Error>> {
 }
 
 async fn testbed() -> Result<(), Box<dyn Error>> {
-    let seeds: u64 = env("TESTBED_SEEDS", 5).max(1);
+    let seeds: u64 = settings::or("TESTBED_SEEDS", 5).max(1);
     let settings = Settings {
-        warmup: Duration::from_secs_f64(env("TESTBED_WARMUP_S", 1.5)),
-        sinkhole_warmup: Duration::from_secs_f64(env("TESTBED_SINKHOLE_WARMUP_S", 3.0)),
-        sinkhole_seeds: env("TESTBED_SINKHOLE_SEEDS", 3).max(1),
-        measure: Duration::from_secs_f64(env("TESTBED_SECS", 2.0)),
-        deadline: Duration::from_millis(env("TESTBED_DEADLINE_MS", 10_000)),
+        warmup: Duration::from_secs_f64(settings::or("TESTBED_WARMUP_S", 1.5)),
+        sinkhole_warmup: Duration::from_secs_f64(settings::or("TESTBED_SINKHOLE_WARMUP_S", 3.0)),
+        sinkhole_seeds: settings::or("TESTBED_SINKHOLE_SEEDS", 3).max(1),
+        measure: Duration::from_secs_f64(settings::or("TESTBED_SECS", 2.0)),
+        deadline: Duration::from_millis(settings::or("TESTBED_DEADLINE_MS", 10_000)),
     };
     let scenarios = scenarios();
     let arms = arms();

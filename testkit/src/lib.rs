@@ -61,6 +61,7 @@ use crate::pb::{EchoReply, EchoRequest};
 pub mod capacity;
 pub mod chaos;
 pub mod interop;
+pub mod settings;
 
 /// Generated code for the xDS protos the tests use, nested as their packages are (the
 /// generated service refers to the report type by relative path).
