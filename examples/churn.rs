@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use tokio::sync::mpsc;
 use tower::{Service, ServiceExt};
-use tower_lb::discover::{Change, Endpoint, Key};
+use tower_lb::discover::{Change, Endpoint};
 use tower_lb::transport::ServiceConnector;
 use tower_lb::{Balancer, Limits};
+use tower_lb_testkit::discovery;
 use tower_lb_testkit::settings;
 
 type Body = Empty<Bytes>;
@@ -38,13 +38,6 @@ type Resp = http::Response<Body>;
 const CALLERS: usize = 64;
 const WORK: Duration = Duration::from_millis(1);
 const GIVE_UP: Duration = Duration::from_secs(2);
-
-fn endpoint(i: usize) -> (Key, Endpoint) {
-    // Distinct addresses over 127.0.0.0/8; nothing is dialled.
-    let addr =
-        std::net::SocketAddr::from(([127, (i >> 16) as u8, (i >> 8) as u8, i as u8], 50_000));
-    (Key::from(addr), Endpoint::new(addr).expect("valid"))
-}
 
 /// Latencies of one phase's calls, and its failures.
 #[derive(Default)]
@@ -64,7 +57,8 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Polls (every 50 µs) until `ready(len)` holds; how long that took, `None` after 2 s.
+/// Polls until `ready(len)` holds; how long that took, `None` after 2 s. The 50 µs sleep is
+/// rounded up to tokio's 1 ms timer tick, so the times are upper bounds, to about 1 ms.
 async fn until<T: tower_lb::transport::EndpointChannel>(
     balancer: &Balancer<T>,
     ready: impl Fn(usize) -> bool,
@@ -97,24 +91,18 @@ async fn main() {
     let n: usize = settings::or("CHURN_N", 10_000);
     let quiet = Duration::from_secs(settings::or("CHURN_QUIET_S", 3));
     let churn = Duration::from_secs(settings::or("CHURN_SECS", 5));
-    let (tx, rx) = mpsc::unbounded_channel::<Change>();
+    let (tx, changes) = discovery::channel();
     for i in 0..n {
-        let (key, endpoint) = endpoint(i);
+        let (key, endpoint) = discovery::numbered(i);
         tx.send(Change::Insert(key, endpoint)).expect("open");
     }
-    let discovery = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (Ok::<_, Infallible>(c), rx))
-    });
     let service = tower::service_fn(|_: Req| async {
         tokio::time::sleep(WORK).await;
         Ok::<_, Infallible>(Resp::new(Empty::new()))
     });
     let balancer: Balancer<_> = Balancer::builder()
         .limits(Limits::default().max_endpoints(n + 1))
-        .build_with(
-            ServiceConnector::new(move |_: &Endpoint| service),
-            discovery,
-        )
+        .build_with(ServiceConnector::new(move |_: &Endpoint| service), changes)
         .expect("balancer");
     if until(&balancer, |len| len >= n).await.is_none() {
         // Large sets take longer than one wait: keep waiting, bounded.
@@ -167,7 +155,7 @@ async fn main() {
         // Spread over the set: a stride coprime with most n.
         let i = (k * 7_919) % n;
         k += 1;
-        let (key, endpoint) = endpoint(i);
+        let (key, endpoint) = discovery::numbered(i);
         tx.send(Change::Remove(key.clone())).expect("open");
         match until(&balancer, |len| len < n).await {
             Some(d) => removals.push(d),

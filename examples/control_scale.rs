@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use tokio::sync::mpsc;
-use tower_lb::discover::{Change, Endpoint, Key};
+use tower_lb::discover::{Change, Endpoint};
 use tower_lb::transport::ServiceConnector;
 use tower_lb::{Balancer, Policy};
+use tower_lb_testkit::discovery;
 
 type Body = Empty<Bytes>;
 type Req = http::Request<Body>;
@@ -39,13 +39,6 @@ fn cpu_time() -> Option<Duration> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_millis(ticks * 10))
-}
-
-fn endpoint(i: usize) -> (Key, Endpoint) {
-    // Distinct addresses over 127.0.0.0/8; nothing is dialled.
-    let addr =
-        std::net::SocketAddr::from(([127, (i >> 16) as u8, (i >> 8) as u8, i as u8], 50_000));
-    (Key::from(addr), Endpoint::new(addr).expect("valid"))
 }
 
 struct Row {
@@ -70,21 +63,18 @@ fn measure(n: usize, workers: usize, policy: &Policy, limit: Duration) -> Row {
     let cpu_before = cpu_time();
     runtime.block_on(async {
         let (ticker, lag) = lag_ticker();
-        let (tx, rx) = mpsc::unbounded_channel::<Change>();
+        let (tx, changes) = discovery::channel();
         for i in 0..n {
-            let (key, endpoint) = endpoint(i);
+            let (key, endpoint) = discovery::numbered(i);
             tx.send(Change::Insert(key, endpoint)).expect("open");
         }
-        let discovery = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|c| (Ok::<_, Infallible>(c), rx))
-        });
         let start = Instant::now();
         let balancer: Balancer<_> = Balancer::builder()
             .policy(policy.clone())
             .limits(tower_lb::Limits::default().max_endpoints(n + ONE_MORE_TIMES))
             .build_with(
                 ServiceConnector::new(|_: &Endpoint| tower::service_fn(answer)),
-                discovery,
+                changes,
             )
             .expect("balancer");
         let ready = wait_for(&balancer, n, start + limit).await;
@@ -102,7 +92,7 @@ fn measure(n: usize, workers: usize, policy: &Policy, limit: Duration) -> Row {
                         100 + 37 * k as u64 % 150
                     }))
                     .await;
-                    let (key, endpoint) = endpoint(n + k);
+                    let (key, endpoint) = discovery::numbered(n + k);
                     let at = Instant::now();
                     tx.send(Change::Insert(key, endpoint)).expect("open");
                     // Woken by the publish itself: a timer's 1 ms tick would be the

@@ -60,6 +60,7 @@ use crate::pb::{EchoReply, EchoRequest};
 
 pub mod capacity;
 pub mod chaos;
+pub mod discovery;
 pub mod interop;
 pub mod settings;
 

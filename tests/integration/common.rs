@@ -1,11 +1,8 @@
 //! Helpers shared by the integration tests.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
-use futures::Stream;
-use tokio::sync::mpsc;
-use tower_lb::discover::{Change, Endpoint, Key};
+use tower_lb::discover::{Endpoint, Key};
 use tower_lb::transport::EndpointChannel;
 use tower_lb::{Backoff, Balancer, CallResult, EndpointStatus};
 use tower_lb_testkit::TestServer;
@@ -38,18 +35,7 @@ pub fn builder() -> tower_lb::Builder {
 }
 
 /// A discovery stream the test controls.
-pub fn channel_discovery() -> (
-    mpsc::UnboundedSender<Change>,
-    impl Stream<Item = Result<Change, Infallible>> + Send + 'static,
-) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let stream =
-        futures::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|c| (Ok(c), rx)) },
-        );
-    (tx, stream)
-}
+pub use tower_lb_testkit::discovery::channel as channel_discovery;
 
 /// Waits (bounded) until the balancer has `n` ready endpoints.
 pub async fn wait_ready<T: EndpointChannel>(balancer: &Balancer<T>, n: usize) {

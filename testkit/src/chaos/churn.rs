@@ -10,8 +10,6 @@ use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tower_lb::discover::{Change, Endpoint, Key};
 
 use super::rng::Rng;
@@ -42,11 +40,11 @@ pub(crate) fn discovery(
     mpsc::UnboundedSender<Change>,
     impl Stream<Item = Result<Change, Infallible>> + Send + 'static,
 ) {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, stream) = crate::discovery::channel();
     for &addr in addrs {
         let _ = tx.send(Change::Insert(Key::from(addr), endpoint(addr, 1)));
     }
-    (tx, UnboundedReceiverStream::new(rx).map(Ok))
+    (tx, stream)
 }
 
 fn endpoint(addr: SocketAddr, weight: u32) -> Endpoint {
