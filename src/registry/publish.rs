@@ -267,10 +267,11 @@ impl<C: Connector> Registry<C> {
             touched: Vec::new(),
         });
         for e in self.entries.values() {
-            all.push((e.state.clone(), e.endpoint.clone()));
+            let listed = (e.state.clone(), e.endpoint.clone());
             if let Some(copy) = &mut copy {
-                copy.all.push((e.state.clone(), e.endpoint.clone()));
+                copy.all.push(listed.clone());
             }
+            all.push(listed);
             let Some(channel) = e.channel.as_ref().filter(|_| in_set(e)) else {
                 continue;
             };
@@ -278,19 +279,15 @@ impl<C: Connector> Registry<C> {
                 .zip(e.joined)
                 .and_then(|(s, joined)| s.factor(now.duration_since(joined)));
             ramping |= factor.is_some();
-            let weight = slow_start::ramped(e.endpoint.weight(), scale, factor);
-            if let Some(copy) = &mut copy {
-                copy.ready.push(ReadyEndpoint {
-                    channel: channel.clone(),
-                    state: e.state.clone(),
-                    weight,
-                });
-            }
-            ready.push(ReadyEndpoint {
+            let endpoint = ReadyEndpoint {
                 channel: channel.clone(),
                 state: e.state.clone(),
-                weight,
-            });
+                weight: slow_start::ramped(e.endpoint.weight(), scale, factor),
+            };
+            if let Some(copy) = &mut copy {
+                copy.ready.push(endpoint.clone());
+            }
+            ready.push(endpoint);
         }
         self.published.spare = copy;
         self.ramp_at = match (ramping, slow_start) {
@@ -452,33 +449,26 @@ impl<C: Connector> Registry<C> {
     /// joins at what its peers cost, takes its share, and its first answer replaces the guess.
     /// With no sampled peer (a fresh balancer) the initial RTT stands until the first answer.
     fn seed_estimates(&self, ready: &[ReadyEndpoint<C::Channel>]) {
-        if self.policy.peak_ewma().is_none() {
-            return;
-        }
-        let unsampled: Vec<&Arc<EndpointState>> = ready
-            .iter()
-            .map(|e| &e.state)
-            .filter(|s| !s.load.sampled())
-            .collect();
-        self.seed(&unsampled, ready);
+        self.seed(ready.iter().map(|e| &e.state), ready);
     }
 
     /// [`seed_estimates`](Self::seed_estimates) for the endpoints a patch added or changed.
     fn seed_joined(&self, joined: &[Arc<EndpointState>], ready: &[ReadyEndpoint<C::Channel>]) {
-        if self.policy.peak_ewma().is_none() {
-            return;
-        }
-        let unsampled: Vec<&Arc<EndpointState>> =
-            joined.iter().filter(|s| !s.load.sampled()).collect();
-        self.seed(&unsampled, ready);
+        self.seed(joined.iter(), ready);
     }
 
-    /// Seeds `unsampled` at the median estimate of the sampled endpoints among up to
-    /// [`SEED_PEERS`] of `ready`, spread evenly.
-    fn seed(&self, unsampled: &[&Arc<EndpointState>], ready: &[ReadyEndpoint<C::Channel>]) {
+    /// Seeds those of `candidates` without samples at the median estimate of the sampled
+    /// endpoints among up to [`SEED_PEERS`] of `ready`, spread evenly.
+    fn seed<'a>(
+        &self,
+        candidates: impl Iterator<Item = &'a Arc<EndpointState>>,
+        ready: &[ReadyEndpoint<C::Channel>],
+    ) {
         let Some(config) = self.policy.peak_ewma() else {
             return;
         };
+        let unsampled: Vec<&Arc<EndpointState>> =
+            candidates.filter(|s| !s.load.sampled()).collect();
         if unsampled.is_empty() {
             return;
         }
