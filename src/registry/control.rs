@@ -17,6 +17,7 @@ use super::connection::{Dialer, Event};
 use super::entry::Entry;
 use super::pacing::Pacer;
 use super::published::Published;
+use super::task::OwnedTask;
 use crate::discover::{Change, Endpoint, Key};
 use crate::endpoint::{EndpointDefaults, Passive, Signal};
 use crate::error::BoxError;
@@ -81,15 +82,6 @@ pub(crate) struct Registry<C: Connector> {
     pub(super) probes: Option<Arc<ProbePool>>,
     /// What the last publishes left for the next.
     pub(super) published: Published<C::Channel>,
-}
-
-/// Aborts a task spawned beside the loop when the loop ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// The receiving ends the control loop reads.
@@ -174,11 +166,7 @@ impl<C: Connector> Registry<C> {
         let _probing = self.policy.prequal_settings().map(|config| {
             let pool = Arc::new(ProbePool::default());
             self.probes = Some(pool.clone());
-            AbortOnDrop(tokio::spawn(super::load_probes::run(
-                shared.clone(),
-                pool,
-                config,
-            )))
+            OwnedTask::spawn(super::load_probes::run(shared.clone(), pool, config))
         });
         loop {
             let timer = self.next_timer();
@@ -267,14 +255,14 @@ impl<C: Connector> Registry<C> {
                     // A58: a weight is used again only after a new blackout period.
                     reported.became_ready();
                 }
-                entry.stop_reports();
-                if let Some(interval) = self.policy.out_of_band_interval() {
-                    entry.reports = Some(super::out_of_band::spawn(
+                // A new stream over the new connection; the old one's stops.
+                entry.reports = self.policy.out_of_band_interval().map(|interval| {
+                    OwnedTask::spawn(super::out_of_band::run(
                         channel.clone(),
                         state.clone(),
                         interval,
-                    ));
-                }
+                    ))
+                });
                 entry.channel = Some(channel);
                 self.touch(&key);
                 true
@@ -287,7 +275,7 @@ impl<C: Connector> Registry<C> {
                 Some(entry) if entry.generation == generation => {
                     let was_ready = entry.channel.take().is_some();
                     entry.check.stop();
-                    entry.stop_reports();
+                    entry.reports = None;
                     let first_failure = entry.last_error.is_none();
                     if let Some(e) = &error {
                         self.last_error = Some(format!("{}: {e}", entry.endpoint.addr()));

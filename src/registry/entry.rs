@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::published::Standing;
+use super::task::OwnedTask;
 use crate::discover::Endpoint;
 use crate::endpoint::EndpointState;
 use crate::health::Health;
@@ -27,26 +28,16 @@ pub(super) struct Entry<T> {
     /// Since when it has been healthy and ready (slow start), `None` while it is not.
     pub(super) joined: Option<Instant>,
     /// Its out-of-band load-report stream, while connected (weighted round robin with
-    /// out-of-band reports).
-    pub(super) reports: Option<JoinHandle<()>>,
+    /// out-of-band reports); dropping it stops the stream.
+    pub(super) reports: Option<OwnedTask>,
     /// What it counts for in the registry's tally, as of the last publish that looked at it.
     pub(super) counted: Standing,
-}
-
-impl<T> Entry<T> {
-    /// Stops its out-of-band load-report stream, if one runs.
-    pub(super) fn stop_reports(&mut self) {
-        if let Some(task) = self.reports.take() {
-            task.abort();
-        }
-    }
 }
 
 impl<T> Drop for Entry<T> {
     fn drop(&mut self) {
         self.task.abort();
         self.check.stop();
-        self.stop_reports();
     }
 }
 

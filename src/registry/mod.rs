@@ -21,7 +21,8 @@
 //! * `publish.rs`: from entries to a ready set (tier, panic mode, slow-start weights, why
 //!   nothing is ready), patched from the one before when little changed;
 //! * `published.rs`: what publishes leave for the next (each entry's standing and their
-//!   tally, the keys touched since, the previous snapshot's lists).
+//!   tally, the keys touched since, the previous snapshot's lists);
+//! * `task.rs`: a task that stops when what owns it is dropped (probes, report streams).
 //!
 //! It holds only a weak reference to the shared state, and stops when the last balancer clone
 //! (and the last call in flight) is gone. Stopping aborts the connection tasks; connections
@@ -42,6 +43,7 @@ mod pacing;
 mod probe;
 mod publish;
 mod published;
+mod task;
 
 pub(crate) use control::{OnAllUnreachable, Registry};
 #[cfg(feature = "health")]

@@ -22,16 +22,12 @@ use crate::transport::{EndpointChannel, SendError};
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
-/// Starts the stream's task for one endpoint, reporting every `interval`.
-pub(super) fn spawn<T: EndpointChannel>(
-    channel: T,
+/// The stream's task for one endpoint, reporting every `interval` (run until aborted).
+pub(super) async fn run<T: EndpointChannel>(
+    mut channel: T,
     state: Arc<EndpointState>,
     interval: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(channel, state, interval))
-}
-
-async fn run<T: EndpointChannel>(mut channel: T, state: Arc<EndpointState>, interval: Duration) {
+) {
     if !carries_grpc::<T>() {
         tracing::warn!(endpoint = %state.key, "out-of-band load reports need a channel with tonic request bodies");
         return;
