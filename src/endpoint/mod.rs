@@ -29,6 +29,6 @@ pub(crate) use in_flight::InFlight;
 pub(crate) use load::EwmaClock;
 pub use load::PeakEwma;
 pub(crate) use ready::ReadyEndpoint;
-pub(crate) use reported::ReportedLoad;
+pub(crate) use reported::{Probed, ReportedLoad};
 pub use state::ConnectionState;
 pub(crate) use state::{EndpointDefaults, EndpointState, Passive, Signal};

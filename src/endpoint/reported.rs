@@ -63,6 +63,20 @@ pub(crate) struct Probed {
 impl Probed {
     const MAX16: u32 = u16::MAX as u32;
 
+    /// What `report` says to a probing policy, taken when this client had `own_in_flight`
+    /// calls to the endpoint; `None` without calls in flight. Latency in whole microseconds,
+    /// saturated; no latency reads as 0 (unknown).
+    pub(crate) fn of(report: &LoadReport, own_in_flight: u32) -> Option<Self> {
+        let in_flight = report.in_flight?;
+        Some(Probed {
+            in_flight: in_flight.min(f64::from(u32::MAX)) as u32,
+            own_in_flight,
+            latency_us: report
+                .latency
+                .map_or(0, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32),
+        })
+    }
+
     fn pack(self) -> u64 {
         // Saturated, not wrapped: 65,535 calls in flight is as hot as any more.
         u64::from(self.in_flight.min(Self::MAX16)) << 48
@@ -141,17 +155,8 @@ impl ReportedLoad {
 
     /// Keeps what a probing policy reads from a report that has calls in flight.
     fn record_probed(&self, report: &LoadReport, own_in_flight: u32, now: u64) {
-        let Some(in_flight) = report.in_flight else {
+        let Some(probed) = Probed::of(report, own_in_flight) else {
             return;
-        };
-        // Seconds to whole microseconds, saturated; no latency reads as 0 (unknown).
-        let latency_us = report
-            .latency
-            .map_or(0, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
-        let probed = Probed {
-            in_flight: in_flight.min(f64::from(u32::MAX)) as u32,
-            own_in_flight,
-            latency_us,
         };
         self.probed.store(probed.pack(), Relaxed);
         self.probed_at.store(now.max(1), Relaxed);

@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 use tokio::time::Instant;
 
 use super::grpc_body::{carries_grpc, grpc_request};
-use crate::endpoint::EndpointState;
+use crate::endpoint::{EndpointState, Probed};
 use crate::orca::{self, LoadReport, ProbeAnswer};
 use crate::policy::{PROBE_SLOTS, Prequal, ProbePool, ProbeSlot, index};
 use crate::ready_set::Shared;
@@ -106,7 +106,7 @@ pub(super) async fn run<T: EndpointChannel>(
                 .as_deref()
                 .and_then(|r| r.probed(now_ns(), task.fresh_ns));
             match fresh {
-                Some(report) => task.take(&target, report.in_flight, report.latency_us),
+                Some(report) => task.take(&target, report),
                 None => probes.push(probe(e.channel.clone(), target, config.probe_timeout)),
             }
         }
@@ -186,23 +186,24 @@ impl ProbeTask {
             // Timed out or not sent: no answer is an answer of sorts, but nothing to file.
             None => return,
         };
-        let Some(in_flight) = report.in_flight else {
+        let Some(probed) = Probed::of(&report, target.own_at_send) else {
             return;
         };
-        let in_flight = in_flight.min(f64::from(u32::MAX)) as u32;
-        let latency_us = report
-            .latency
-            .map_or(u32::MAX, |l| (l * 1e6).min(f64::from(u32::MAX)) as u32);
         reported.on_report(Ok(report), target.own_at_send, &target.state.key);
-        self.take(&target, in_flight, latency_us);
+        self.take(&target, probed);
     }
 
     /// Takes a report into the hot threshold's history and the pool.
-    fn take(&mut self, target: &Target, in_flight: u32, latency_us: u32) {
-        self.history[self.recorded % HISTORY] = in_flight;
+    fn take(&mut self, target: &Target, report: Probed) {
+        self.history[self.recorded % HISTORY] = report.in_flight;
         self.recorded += 1;
         self.update_hot_threshold();
-        self.file(target, (in_flight, latency_us));
+        // An unknown latency ranks as the worst.
+        let latency = match report.latency_us {
+            0 => u32::MAX,
+            l => l,
+        };
+        self.file(target, (report.in_flight, latency));
     }
 
     /// The pool's hot threshold: the configured quantile of recent answers' calls in flight.
