@@ -92,10 +92,11 @@ impl Plan {
         }
     }
 
-    /// For Prequal: the pool and this snapshot's epoch in it (for the probe task).
-    pub(crate) fn probes(&self) -> Option<(&Arc<ProbePool>, u16)> {
+    /// For Prequal: this snapshot's epoch in the probe pool (for the probe task, which holds
+    /// the pool itself).
+    pub(crate) fn probe_epoch(&self) -> Option<u16> {
         match &self.base {
-            BasePlan::Probed(p) => Some((&p.pool, p.epoch)),
+            BasePlan::Probed(p) => Some(p.epoch),
             _ => None,
         }
     }

@@ -79,7 +79,7 @@ pub(super) async fn run<T: EndpointChannel>(
             return;
         };
         let set = shared.set.load();
-        let Some((_, epoch)) = set.plan.probes() else {
+        let Some(epoch) = set.plan.probe_epoch() else {
             continue;
         };
         task.owe();
