@@ -19,7 +19,7 @@ mod report;
 mod trailer;
 
 pub use out_of_band::OUT_OF_BAND_PATH;
-pub(crate) use out_of_band::{Messages, request as oob_request};
+pub(crate) use out_of_band::{MAX_MESSAGE, Messages, request as oob_request};
 #[cfg(feature = "server")]
 pub(crate) use out_of_band::{decode_request as decode_oob_request, frame as grpc_frame};
 pub use probe::PROBE_PATH;

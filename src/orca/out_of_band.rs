@@ -15,7 +15,7 @@ use super::report::{DecodeError, LEN, VARINT, bytes, skip, varint};
 pub const OUT_OF_BAND_PATH: &str = "/xds.service.orca.v3.OpenRcaService/StreamCoreMetrics";
 
 /// Largest message either side reads: a load report with a few named metrics is far below.
-const MAX_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
 
 /// One gRPC message (uncompressed) as its 5-byte prefix and body.
 pub(crate) fn frame(message: &[u8]) -> Bytes {

@@ -186,7 +186,7 @@ enum Answer {
 }
 
 /// The reporting interval an out-of-band request asks for (zero when it says none or cannot
-/// be read): its first message, read up to 64 KiB.
+/// be read): its first message, read up to [`orca::MAX_MESSAGE`].
 async fn requested_interval<B>(body: B) -> Duration
 where
     B: http_body::Body + Send + 'static,
@@ -199,7 +199,7 @@ where
             break;
         };
         use bytes::Buf;
-        while data.has_remaining() && read <= 64 * 1024 {
+        while data.has_remaining() && read <= orca::MAX_MESSAGE {
             let chunk = data.chunk();
             read += chunk.len();
             messages.push(chunk);
@@ -209,7 +209,7 @@ where
         match messages.next() {
             Some(Ok(message)) => return orca::decode_oob_request(&message).unwrap_or_default(),
             Some(Err(_)) => break,
-            None if read > 64 * 1024 => break,
+            None if read > orca::MAX_MESSAGE => break,
             None => {}
         }
     }
