@@ -292,3 +292,94 @@ async fn weighted_round_robin_reads_the_out_of_band_stream_not_the_trailers() {
         .reports;
     assert!(after - before < 10, "{before} → {after}");
 }
+
+/// An `OpenRcaService` whose stream fails at once (`fail`), or opens and never sends.
+struct BadStream {
+    fail: bool,
+}
+
+#[tonic::async_trait]
+impl tower_lb_testkit::orca_service_pb::open_rca_service_server::OpenRcaService for BadStream {
+    type StreamCoreMetricsStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<OrcaLoadReport, tonic::Status>> + Send>,
+    >;
+
+    async fn stream_core_metrics(
+        &self,
+        _: tonic::Request<tower_lb_testkit::orca_service_pb::OrcaLoadReportRequest>,
+    ) -> Result<tonic::Response<Self::StreamCoreMetricsStream>, tonic::Status> {
+        if self.fail {
+            return Err(tonic::Status::unavailable("no reports here"));
+        }
+        Ok(tonic::Response::new(Box::pin(futures::stream::pending())))
+    }
+}
+
+/// An Echo server named `name` on 127.0.0.1, with `reports` as its out-of-band service (none:
+/// the stream is `UNIMPLEMENTED`); stops with the returned task.
+async fn echo_with_reports(
+    name: &str,
+    reports: Option<BadStream>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let router = tonic::transport::Server::builder()
+        .add_service(tower_lb_testkit::echo_service(name))
+        .add_optional_service(reports.map(
+            tower_lb_testkit::orca_service_pb::open_rca_service_server::OpenRcaServiceServer::new,
+        ));
+    let task = tokio::spawn(async move {
+        let _ = router.serve_with_incoming(incoming).await;
+    });
+    (addr, task)
+}
+
+/// Out-of-band streams that fail, never send, or are not served: no report is read, every
+/// call succeeds, and weighted round robin falls back to equal weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_band_streams_that_fail_or_stay_silent_fall_back_to_equal_weights() {
+    let servers = [
+        echo_with_reports("failing", Some(BadStream { fail: true })).await,
+        echo_with_reports("silent", Some(BadStream { fail: false })).await,
+        echo_with_reports("unserved", None).await,
+    ];
+    let endpoints = servers
+        .iter()
+        .map(|(addr, _)| discover::Endpoint::new(*addr).unwrap())
+        .collect::<Vec<_>>();
+    let policy = Policy::weighted_round_robin(
+        WeightedRoundRobin::default()
+            .blackout_period(Duration::from_millis(100))
+            .weight_update_period(Duration::from_millis(100))
+            .out_of_band(true, Duration::from_millis(100)),
+    );
+    let balancer = builder()
+        .policy(policy)
+        .build(discover::fixed(endpoints))
+        .unwrap();
+    crate::common::wait_ready(&balancer, 3).await;
+    // The streams have been opened (and failed, or gone quiet) by now: several periods.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut client = EchoClient::new(balancer.clone());
+    let mut served = std::collections::HashMap::<String, u32>::new();
+    for _ in 0..60 {
+        let reply = tokio::time::timeout(Duration::from_secs(10), client.unary(request()))
+            .await
+            .expect("a call outlived its bound")
+            .expect("every call succeeds")
+            .into_inner();
+        *served.entry(reply.server).or_default() += 1;
+    }
+    for name in ["failing", "silent", "unserved"] {
+        assert!(served.get(name).copied().unwrap_or(0) >= 10, "{served:?}");
+    }
+    for e in &balancer.snapshot().endpoints {
+        let load = e.server_load.as_ref().unwrap();
+        assert_eq!(load.reports, 0, "{load:?}");
+        assert_eq!(load.weight, 0.0, "{load:?}");
+    }
+    for (_, task) in servers {
+        task.abort();
+    }
+}
