@@ -255,10 +255,14 @@ fn main() {
         }
         println!("| {round} | {} |", row.join(" | "));
     }
-    let base = totals[0].0.max(1e-9);
+    // No ratio where an arm, or the baseline, did not run (`CPU_ARMS`).
+    let base = totals[0].0;
     let ratios: Vec<String> = totals
         .iter()
-        .map(|(t, f)| format!("{:.3}× ({f} failed)", t / base))
+        .map(|&(t, f)| match base > 0.0 && t > 0.0 {
+            true => format!("{:.3}× ({f} failed)", t / base),
+            false => "–".to_owned(),
+        })
         .collect();
     println!("| vs p2c PeakEWMA | {} |", ratios.join(" | "));
 }
